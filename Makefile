@@ -1,0 +1,78 @@
+# One entry point for setup, demo, tests, lint, docs and the benchmark.
+# `make help` lists the targets. ENV picks the environment: embedded (default),
+# services (MariaDB + S3 server + PostgreSQL on loopback) or production.
+
+SHELL := /bin/bash
+ENV ?= embedded
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+PY := $(VENV)/bin/python
+DAYS ?= 3
+SIZE ?= 1000
+START ?= 2026-10-30
+ROWS ?= 1000000
+
+export UV_PYTHON_DOWNLOADS := never
+export PIPELINE_ENV := $(ENV)
+export AIRFLOW_HOME := $(CURDIR)/.airflow
+export AIRFLOW__CORE__DAGS_FOLDER := $(CURDIR)/dags
+export AIRFLOW__CORE__LOAD_EXAMPLES := False
+export AIRFLOW__COSMOS__ENABLE_TELEMETRY := False
+export DO_NOT_TRACK := 1
+export SCARF_NO_ANALYTICS := true
+export DBT_SEND_ANONYMOUS_USAGE_STATS := False
+export DBT_PROFILES_DIR := $(CURDIR)
+
+WITH_ENV := $(PY) -m ingestion exec --
+DBT := $(WITH_ENV) $(CURDIR)/$(VENV)/bin/dbt
+
+.PHONY: help setup demo test test-fast lint format docs manifest bench s3-start s3-stop airflow-ui clean
+
+help: ## list the targets
+	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS)"
+
+$(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
+	bash scripts/setup.sh "$(PYTHON)" "$(VENV)"
+	@touch $@
+
+setup: $(VENV)/.installed ## create .venv and install pinned dependencies (+ system packages)
+
+manifest: setup ## dbt parse: build dbt_project/target/manifest.json for Cosmos
+	cd dbt_project && $(DBT) parse --quiet
+
+demo: setup ## generate demo data, run the DAG for DAYS intervals, print mau_summary
+	bash scripts/demo.sh "$(ENV)" "$(DAYS)" "$(SIZE)" "$(START)"
+
+test: setup ## run the whole test suite (unit, integration, DAG, end to end, browser)
+	$(PY) -m pytest -q $(PYTEST_ARGS)
+
+test-fast: setup ## skip the slow end-to-end DAG runs
+	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
+
+lint: setup ## ruff (lint + format check) and sqlfluff on the dbt models
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	cd dbt_project && $(WITH_ENV) $(CURDIR)/$(VENV)/bin/sqlfluff lint models
+
+format: setup ## apply ruff format and fixes
+	$(VENV)/bin/ruff format .
+	$(VENV)/bin/ruff check --fix .
+
+docs: manifest ## generate and serve the dbt docs on http://127.0.0.1:8080
+	cd dbt_project && $(DBT) docs generate && $(DBT) docs serve --port 8080 --host 127.0.0.1
+
+bench: setup ## benchmark extract/load against SqlToS3Operator and client floors (ROWS=...)
+	$(PY) bench/run.py --rows $(ROWS)
+
+s3-start: setup ## start the loopback S3 API server (services environment)
+	$(PY) -m ingestion.s3_server start
+
+s3-stop: ## stop the loopback S3 API server
+	$(PY) -m ingestion.s3_server stop
+
+airflow-ui: setup ## run the Airflow UI and scheduler for this environment (airflow standalone)
+	$(WITH_ENV) $(VENV)/bin/airflow standalone
+
+clean: ## remove generated data, Airflow home and dbt artifacts (keeps .venv)
+	rm -rf .data .airflow dbt_project/target dbt_project/logs logs

@@ -1,0 +1,88 @@
+"""
+### MySQL → S3 → Redshift, then dbt
+
+For every table in `config/tables.yml`: **extract** the data interval from the
+source into the stage (Parquet parts + a manifest), then **load** the
+manifest's files into `raw_data.<table>` in one transaction. Then the dbt
+project runs as a Cosmos task group: each model is built and tested before its
+children run, and every source's freshness is checked.
+
+`PIPELINE_ENV` picks the environment (embedded, services, production); see
+the README. Reruns and backfills are safe: each task is a transaction.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+import pendulum
+from airflow.sdk import DAG, Asset, task
+from airflow.timetables.interval import CronDataIntervalTimetable
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
+
+from ingestion import airflow_tasks
+from ingestion.config import load_tables
+from ingestion.environments import DBT_TARGETS, environment_name
+
+REPO = Path(__file__).resolve().parent.parent
+DBT_PROJECT = REPO / "dbt_project"
+
+default_args = {
+    "owner": "data-engineering",
+    "retries": 2,
+    "retry_delay": timedelta(minutes=5),
+    "retry_exponential_backoff": True,
+    "on_failure_callback": airflow_tasks.notify_failure,
+}
+
+with DAG(
+    dag_id="mysql_to_redshift",
+    doc_md=__doc__,
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 10, 30, tz="UTC"),
+    catchup=False,
+    max_active_runs=1,
+    default_args=default_args,
+    tags=["ingestion", "dbt", "raw_data"],
+) as dag:
+
+    @task
+    def extract(table: str, data_interval_start=None, data_interval_end=None) -> str:
+        return airflow_tasks.extract_table(table, data_interval_start, data_interval_end)
+
+    @task
+    def load(table: str, manifest_url: str, data_interval_start=None, data_interval_end=None) -> dict:
+        return airflow_tasks.load_table(table, manifest_url, data_interval_start, data_interval_end)
+
+    loads = []
+    for name in load_tables():
+        manifest_url = extract.override(task_id=f"extract_{name}")(name)
+        loads.append(
+            load.override(task_id=f"load_{name}", outlets=[Asset(f"raw_data.{name}")])(name, manifest_url)
+        )
+
+    transform = DbtTaskGroup(
+        group_id="dbt",
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT,
+            manifest_path=DBT_PROJECT / "target" / "manifest.json",
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="analytics",
+            target_name=DBT_TARGETS[environment_name()],
+            profiles_yml_filepath=REPO / "profiles.yml",
+        ),
+        execution_config=ExecutionConfig(),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.AFTER_EACH,
+            source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
+            should_detach_multiple_parents_tests=True,
+        ),
+        operator_args={"env": airflow_tasks.dbt_env(), "install_deps": False},
+    )
+
+    loads >> transform

@@ -1,0 +1,63 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key='session_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        sort='started_at',
+        dist='session_id',
+    )
+}}
+
+with
+
+sessions as (
+
+    select * from {{ ref('stg_app__sessions') }}
+
+),
+
+user_session_channels as (
+
+    select * from {{ ref('stg_app__user_session_channels') }}
+
+),
+
+{# inner join: a session without its channel row is left out until the
+   channel row arrives; that row's newer _loaded_at then brings it in #}
+sessions_joined_to_channels as (
+
+    select
+        sessions.session_id,
+        user_session_channels.user_id,
+        user_session_channels.channel,
+        sessions.started_at,
+        greatest(
+            sessions._loaded_at, user_session_channels._loaded_at
+        ) as _loaded_at
+
+    from sessions
+    inner join user_session_channels
+        on sessions.session_id = user_session_channels.session_id
+
+),
+
+final as (
+
+    select * from sessions_joined_to_channels
+
+    {% if is_incremental() %}
+        -- safe: greatest() of both inputs lets a new row on either side through
+        where _loaded_at > (
+            select
+                coalesce(
+                    max(existing_rows._loaded_at),
+                    cast('1900-01-01' as {{ dbt.type_timestamp() }})
+                )
+            from {{ this }} as existing_rows
+        )
+    {% endif %}
+
+)
+
+select * from final

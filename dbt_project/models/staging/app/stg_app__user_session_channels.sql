@@ -1,0 +1,23 @@
+with
+
+source as (
+
+    select * from {{ source('app', 'user_session_channel') }}
+
+),
+
+renamed as (
+
+    select
+        sessionid as session_id,
+        cast(userid as {{ dbt.type_int() }}) as user_id,
+        channel,
+        _batch_id,
+        cast(_extracted_at as {{ dbt.type_timestamp() }}) as _extracted_at,
+        cast(_loaded_at as {{ dbt.type_timestamp() }}) as _loaded_at
+
+    from source
+
+)
+
+select * from renamed

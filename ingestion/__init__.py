@@ -1,0 +1,1 @@
+"""MySQL → stage → warehouse ingestion: table config, extract, stage, load, CLI."""

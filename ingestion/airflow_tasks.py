@@ -1,0 +1,103 @@
+"""The thin adapter between Airflow and the ingestion package.
+
+Only this module imports Airflow, and only inside functions, so the rest of
+the package runs (and is tested) without it. Tasks exchange only the manifest
+URL through XCom.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import urllib.request
+from datetime import datetime
+from typing import Any
+
+from ingestion import config, environments, pipeline
+from ingestion.environments import Connection, Environment
+from ingestion.window import Window
+
+log = logging.getLogger(__name__)
+
+SLACK_WEBHOOK_VARIABLE = "PIPELINE_SLACK_WEBHOOK_URL"
+
+
+def airflow_connection(conn_id: str) -> Connection | None:
+    """A connection from Airflow's store (env vars, metadata DB, secrets backends)."""
+    from airflow.exceptions import AirflowNotFoundException
+    from airflow.sdk import BaseHook
+
+    try:
+        return Connection.from_airflow(BaseHook.get_connection(conn_id))
+    except AirflowNotFoundException:
+        return None
+
+
+def task_environment() -> Environment:
+    return environments.resolve(lookup=airflow_connection)
+
+
+def interval(data_interval_start: datetime | None, data_interval_end: datetime | None) -> Window:
+    if data_interval_start is None or data_interval_end is None:
+        raise environments.ConfigError("the task has no data interval; run it from a DAG run")
+    return Window(data_interval_start, data_interval_end)
+
+
+def extract_table(
+    table_name: str, data_interval_start: datetime | None, data_interval_end: datetime | None
+) -> str:
+    """Extract one table's interval into the stage; return the manifest URL (XCom)."""
+    table = config.get_table(table_name)
+    result = pipeline.run_extract(table, interval(data_interval_start, data_interval_end), task_environment())
+    return result.manifest_url
+
+
+def load_table(
+    table_name: str,
+    manifest_url: str,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+) -> dict[str, Any]:
+    """Load the manifest's files into raw_data.<table> in one transaction."""
+    table = config.get_table(table_name)
+    window = interval(data_interval_start, data_interval_end)
+    return pipeline.run_load(table, manifest_url, window, task_environment()).as_dict()
+
+
+def dbt_env() -> dict[str, str]:
+    """Variables dbt needs under Cosmos: the target and, where the environment
+    provides a loopback default, the warehouse connection (Cosmos runs dbt in a
+    temporary copy of the project, so relative paths would not resolve)."""
+    name = environments.environment_name()
+    variables = {"DBT_TARGET": environments.DBT_TARGETS[name]}
+    if name != "production":
+        variables.update(
+            {
+                key: value
+                for key, value in environments.resolve(name).variables().items()
+                if key == "AIRFLOW_CONN_PIPELINE_WAREHOUSE"
+            }
+        )
+    return variables
+
+
+def notify_failure(context: dict[str, Any]) -> None:
+    """Failure callback: post to Slack when a webhook is configured, always log."""
+    ti = context.get("task_instance")
+    dag_run = context.get("dag_run")
+    text = (
+        f":red_circle: {getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed "
+        f"for run {getattr(dag_run, 'run_id', '?')}: {context.get('exception')}"
+    )
+    log.error(text)
+    url = os.environ.get(SLACK_WEBHOOK_VARIABLE)
+    if not url:
+        return
+    request = urllib.request.Request(
+        url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
+    )
+    try:
+        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - operator-configured URL
+    except OSError as exc:
+        log.warning("Slack notification failed: %s", exc)

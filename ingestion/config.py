@@ -1,0 +1,181 @@
+"""Table config: read, validate, and expose the replicated tables.
+
+The YAML file (``config/tables.yml``) is validated when it is read: an unknown
+key, a missing primary key, an identifier that is not a plain name or an
+incremental table without a cursor raises :class:`ConfigError` naming the entry
+before any SQL runs.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from ingestion.errors import ConfigError
+
+DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "tables.yml"
+
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+LOOKBACK = re.compile(r"^(\d+)\s*([smhd])$")
+LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
+MODES = ("incremental", "full_refresh")
+METADATA_COLUMNS = ("_batch_id", "_extracted_at", "_loaded_at")
+
+ALLOWED_KEYS = {
+    "name",
+    "source_schema",
+    "source_table",
+    "primary_key",
+    "mode",
+    "cursor",
+    "lookback",
+    "soft_delete",
+}
+
+
+@dataclass(frozen=True)
+class TableConfig:
+    """One replicated table."""
+
+    name: str
+    source_table: str
+    primary_key: tuple[str, ...]
+    mode: str
+    source_schema: str | None = None
+    cursor: str | None = None
+    lookback: timedelta = timedelta(0)
+    soft_delete: str | None = None
+
+    @property
+    def is_incremental(self) -> bool:
+        return self.mode == "incremental"
+
+
+def _identifier(entry: str, key: str, value: Any) -> str:
+    if not isinstance(value, str) or not IDENTIFIER.match(value):
+        raise ConfigError(
+            f"table {entry!r}: {key} {value!r} is not a plain identifier "
+            "(letters, digits and _, not starting with a digit)"
+        )
+    if value.startswith("_") and value.lower() in METADATA_COLUMNS:
+        raise ConfigError(f"table {entry!r}: {key} {value!r} is a reserved load-metadata name")
+    return value
+
+
+def parse_lookback(entry: str, value: Any) -> timedelta:
+    """Parse ``30m``, ``2h``, ``1d`` (or a number of seconds) into a timedelta."""
+    if isinstance(value, bool):
+        raise ConfigError(f"table {entry!r}: lookback {value!r} is not a duration like 2h")
+    if isinstance(value, int) and value >= 0:
+        return timedelta(seconds=value)
+    match = LOOKBACK.match(str(value).strip())
+    if not match:
+        raise ConfigError(
+            f"table {entry!r}: lookback {value!r} is not a duration like 30m, 2h or 1d"
+        )
+    return timedelta(**{LOOKBACK_UNITS[match.group(2)]: int(match.group(1))})
+
+
+def parse_table(raw: Any, position: int) -> TableConfig:
+    """Validate one entry of the ``tables`` list."""
+    label = f"#{position + 1}"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"table entry {label}: expected a mapping, got {type(raw).__name__}")
+    if "name" not in raw:
+        raise ConfigError(f"table entry {label}: name missing")
+    name = _identifier(label, "name", raw["name"])
+
+    unknown = sorted(set(raw) - ALLOWED_KEYS)
+    if unknown:
+        raise ConfigError(
+            f"table {name!r}: unknown key(s) {', '.join(unknown)}; "
+            f"allowed: {', '.join(sorted(ALLOWED_KEYS))}"
+        )
+
+    if raw.get("primary_key") in (None, "", []):
+        raise ConfigError(f"table {name!r}: primary_key missing")
+    keys = raw["primary_key"]
+    keys = [keys] if isinstance(keys, str) else keys
+    if not isinstance(keys, list):
+        raise ConfigError(f"table {name!r}: primary_key must be a column or a list of columns")
+    primary_key = tuple(_identifier(name, "primary_key", k) for k in keys)
+    if len(set(primary_key)) != len(primary_key):
+        raise ConfigError(f"table {name!r}: primary_key lists a column twice")
+
+    mode = raw.get("mode")
+    if mode not in MODES:
+        raise ConfigError(f"table {name!r}: mode {mode!r} must be one of {', '.join(MODES)}")
+
+    cursor = raw.get("cursor")
+    if mode == "incremental":
+        if cursor is None:
+            raise ConfigError(
+                f"table {name!r}: mode incremental needs a cursor column (e.g. modified_at)"
+            )
+        cursor = _identifier(name, "cursor", cursor)
+        lookback = parse_lookback(name, raw.get("lookback", 0))
+    else:
+        for key in ("cursor", "lookback"):
+            if key in raw:
+                raise ConfigError(f"table {name!r}: {key} only applies to mode incremental")
+        lookback = timedelta(0)
+
+    source_schema = raw.get("source_schema")
+    if source_schema is not None:
+        source_schema = _identifier(name, "source_schema", source_schema)
+    soft_delete = raw.get("soft_delete")
+    if soft_delete is not None:
+        soft_delete = _identifier(name, "soft_delete", soft_delete)
+
+    return TableConfig(
+        name=name,
+        source_table=_identifier(name, "source_table", raw.get("source_table", name)),
+        source_schema=source_schema,
+        primary_key=primary_key,
+        mode=mode,
+        cursor=cursor,
+        lookback=lookback,
+        soft_delete=soft_delete,
+    )
+
+
+def parse_tables(document: Any, origin: str = "table config") -> dict[str, TableConfig]:
+    """Validate a whole config document; return the tables by name, in file order."""
+    if not isinstance(document, dict) or set(document) != {"tables"}:
+        raise ConfigError(f"{origin}: expected one top-level key 'tables' holding a list")
+    entries = document["tables"]
+    if not isinstance(entries, list) or not entries:
+        raise ConfigError(f"{origin}: 'tables' must be a non-empty list")
+    tables: dict[str, TableConfig] = {}
+    for position, raw in enumerate(entries):
+        table = parse_table(raw, position)
+        if table.name in tables:
+            raise ConfigError(f"table {table.name!r}: listed twice in {origin}")
+        tables[table.name] = table
+    return tables
+
+
+def load_tables(path: str | Path | None = None) -> dict[str, TableConfig]:
+    """Read and validate the table config file."""
+    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    try:
+        text = path.read_text()
+    except FileNotFoundError:
+        raise ConfigError(f"table config {path} does not exist") from None
+    try:
+        document = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"table config {path}: not valid YAML: {exc}") from None
+    return parse_tables(document, origin=str(path))
+
+
+def get_table(name: str, path: str | Path | None = None) -> TableConfig:
+    tables = load_tables(path)
+    if name not in tables:
+        raise ConfigError(f"table {name!r} is not in the table config; known: {', '.join(tables)}")
+    return tables[name]

@@ -1,0 +1,255 @@
+"""Environments: one setting picks the world, the code stays the same.
+
+``PIPELINE_ENV`` selects the environment (``embedded`` by default):
+
+| environment | source            | stage                      | warehouse           | dbt target |
+|-------------|-------------------|----------------------------|---------------------|------------|
+| embedded    | SQLite file       | local folder               | DuckDB file         | dev        |
+| services    | MySQL (loopback)  | S3 API server (loopback)   | PostgreSQL          | ci         |
+| production  | MySQL             | Amazon S3                  | Amazon Redshift     | prod       |
+
+Credentials are defined once per environment as Airflow connections in the
+environment (``AIRFLOW_CONN_PIPELINE_SOURCE``, ``AIRFLOW_CONN_PIPELINE_WAREHOUSE``,
+``AIRFLOW_CONN_PIPELINE_AWS``, JSON form). Airflow reads them natively, dbt's
+``profiles.yml`` reads the warehouse one with ``env_var()``, and the CLI parses
+them here. The embedded and services environments have loopback defaults with
+no secrets; production has none and says which variable is missing.
+The warehouse dialect is the warehouse connection's ``conn_type``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ingestion.errors import ConfigError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+ENVIRONMENTS = ("embedded", "services", "production")
+DBT_TARGETS = {"embedded": "dev", "services": "ci", "production": "prod"}
+CONN_IDS = {
+    "source": "pipeline_source",
+    "warehouse": "pipeline_warehouse",
+    "aws": "pipeline_aws",
+}
+WAREHOUSE_DIALECTS = ("duckdb", "postgres", "redshift")
+
+SERVICES_S3_PORT = 5555
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The fields of an Airflow connection that the pipeline uses."""
+
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = None
+    schema: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Airflow's JSON connection format (what ``AIRFLOW_CONN_*`` holds)."""
+        document: dict[str, Any] = {"conn_type": self.conn_type}
+        for key in ("host", "port", "login", "password", "schema"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                document[key] = value
+        if self.extra:
+            document["extra"] = self.extra
+        return json.dumps(document)
+
+    @classmethod
+    def parse(cls, conn_id: str, text: str) -> Connection:
+        """Read a connection in Airflow's JSON or URI form."""
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"connection {conn_id!r}: not valid JSON: {exc}") from None
+            extra = document.get("extra") or {}
+            if isinstance(extra, str):
+                extra = json.loads(extra) if extra else {}
+            port = document.get("port")
+            return cls(
+                conn_id=conn_id,
+                conn_type=document.get("conn_type", ""),
+                host=document.get("host"),
+                port=int(port) if port not in (None, "") else None,
+                login=document.get("login"),
+                password=document.get("password"),
+                schema=document.get("schema"),
+                extra=extra,
+            )
+        parts = urlsplit(text)
+        if not parts.scheme:
+            raise ConfigError(f"connection {conn_id!r}: expected JSON or a URI like postgres://...")
+        return cls(
+            conn_id=conn_id,
+            conn_type=parts.scheme.replace("-", "_"),
+            host=unquote(parts.hostname) if parts.hostname else None,
+            port=parts.port,
+            login=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            schema=unquote(parts.path.lstrip("/")) or None,
+            extra=dict(parse_qsl(parts.query)),
+        )
+
+    @classmethod
+    def from_airflow(cls, conn: Any) -> Connection:
+        """Convert an ``airflow.models.Connection`` (secrets backends included)."""
+        return cls(
+            conn_id=conn.conn_id,
+            conn_type=conn.conn_type,
+            host=conn.host,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
+            schema=conn.schema,
+            extra=conn.extra_dejson,
+        )
+
+
+@dataclass(frozen=True)
+class Environment:
+    name: str
+    source: Connection
+    warehouse: Connection
+    stage_uri: str
+    aws: Connection | None
+    data_dir: Path
+
+    @property
+    def dbt_target(self) -> str:
+        return DBT_TARGETS[self.name]
+
+    @property
+    def dialect(self) -> str:
+        return warehouse_dialect(self.warehouse)
+
+    def variables(self) -> dict[str, str]:
+        """Environment variables that define this environment for Airflow and dbt."""
+        variables = {
+            "PIPELINE_ENV": self.name,
+            "PIPELINE_STAGE_URI": self.stage_uri,
+            "DBT_TARGET": self.dbt_target,
+            "AIRFLOW_CONN_PIPELINE_SOURCE": self.source.to_json(),
+            "AIRFLOW_CONN_PIPELINE_WAREHOUSE": self.warehouse.to_json(),
+        }
+        if self.aws is not None:
+            variables["AIRFLOW_CONN_PIPELINE_AWS"] = self.aws.to_json()
+        return variables
+
+
+def warehouse_dialect(connection: Connection) -> str:
+    dialect = connection.conn_type.lower()
+    if dialect == "postgresql":
+        dialect = "postgres"
+    if dialect not in WAREHOUSE_DIALECTS:
+        raise ConfigError(
+            f"connection {connection.conn_id!r}: conn_type {connection.conn_type!r} is not a "
+            f"supported warehouse ({', '.join(WAREHOUSE_DIALECTS)})"
+        )
+    return dialect
+
+
+def environment_name(env: dict[str, str] | None = None) -> str:
+    env = os.environ if env is None else env
+    name = env.get("PIPELINE_ENV", "embedded").strip() or "embedded"
+    if name not in ENVIRONMENTS:
+        raise ConfigError(f"PIPELINE_ENV={name!r} must be one of {', '.join(ENVIRONMENTS)}")
+    return name
+
+
+def default_connections(name: str, data_dir: Path) -> dict[str, Connection]:
+    """Loopback defaults of the embedded and services environments (no secrets)."""
+    if name == "embedded":
+        return {
+            "source": Connection("pipeline_source", "sqlite", host=str(data_dir / "source.sqlite")),
+            "warehouse": Connection(
+                "pipeline_warehouse", "duckdb", host=str(data_dir / "warehouse.duckdb")
+            ),
+        }
+    if name == "services":
+        return {
+            "source": Connection(
+                "pipeline_source", "mysql", host="127.0.0.1", port=3306, login="root",
+                schema="pipeline_oltp",
+            ),
+            "warehouse": Connection(
+                "pipeline_warehouse", "postgres", host="127.0.0.1", port=5432, login="root",
+                schema="pipeline_warehouse",
+            ),
+            "aws": Connection(
+                "pipeline_aws", "aws", login="testing", password="testing",
+                extra={
+                    "endpoint_url": f"http://127.0.0.1:{SERVICES_S3_PORT}",
+                    "region_name": "us-east-1",
+                },
+            ),
+        }  # fmt: skip
+    return {}
+
+
+def default_stage_uri(name: str, data_dir: Path) -> str | None:
+    if name == "embedded":
+        return str(data_dir / "stage")
+    if name == "services":
+        return "s3://pipeline-stage/stage"
+    return None
+
+
+def resolve(
+    name: str | None = None,
+    env: dict[str, str] | None = None,
+    lookup: Callable[[str], Connection | None] | None = None,
+) -> Environment:
+    """Build the selected environment.
+
+    Each connection comes from its ``AIRFLOW_CONN_*`` variable, else from
+    ``lookup`` (Airflow's connection store, secrets backends included, when
+    running as a task), else from the environment's loopback default.
+    """
+    env = dict(os.environ if env is None else env)
+    name = name or environment_name(env)
+    data_dir = Path(env.get("PIPELINE_DATA_DIR") or REPO_ROOT / ".data" / name).resolve()
+    defaults = default_connections(name, data_dir)
+    connections: dict[str, Connection | None] = {}
+    for role, conn_id in CONN_IDS.items():
+        variable = f"AIRFLOW_CONN_{conn_id.upper()}"
+        found = lookup(conn_id) if lookup and not env.get(variable) else None
+        if env.get(variable):
+            connections[role] = Connection.parse(conn_id, env[variable])
+        elif found is not None:
+            connections[role] = found
+        else:
+            connections[role] = defaults.get(role)
+    stage_uri = env.get("PIPELINE_STAGE_URI") or default_stage_uri(name, data_dir)
+    missing = [
+        f"AIRFLOW_CONN_{CONN_IDS[role].upper()}"
+        for role in ("source", "warehouse")
+        if connections[role] is None
+    ]
+    if stage_uri is None:
+        missing.append("PIPELINE_STAGE_URI")
+    if missing:
+        raise ConfigError(f"environment {name!r}: set {', '.join(missing)}")
+    assert connections["source"] and connections["warehouse"] and stage_uri
+    environment = Environment(
+        name=name,
+        source=connections["source"],
+        warehouse=connections["warehouse"],
+        stage_uri=stage_uri,
+        aws=connections["aws"],
+        data_dir=data_dir,
+    )
+    warehouse_dialect(environment.warehouse)
+    return environment

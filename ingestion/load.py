@@ -1,0 +1,563 @@
+"""Load: one merge, three bulk-loads.
+
+Every warehouse runs the same steps inside one transaction:
+
+1. create a temporary staging table shaped like the staged Parquet files;
+2. bulk-load the manifest's files into it (the only dialect-specific step):
+   DuckDB ``read_parquet``, PostgreSQL ``COPY ... FROM STDIN`` fed from the
+   Parquet files, Redshift ``COPY ... FROM '<manifest>' MANIFEST FORMAT AS PARQUET``;
+3. keep one row per primary key (latest cursor, then latest extract, then the
+   row's values, so the choice never depends on file order); then
+   ``incremental``: delete the target rows whose cursor is older and insert the
+   keys the target does not hold, so a row already stored with the same or a
+   newer cursor is kept as it is (a rerun changes nothing, an old backfill
+   never overwrites newer data); ``full_refresh``: ``DELETE`` every target row
+   and insert the batch (never ``TRUNCATE``: it commits on Redshift; never
+   drop-and-rename: dbt's views on the raw tables depend on them);
+4. write an audit row to ``raw_data._load_audit``;
+5. commit. Any failure rolls back and leaves ``raw_data`` exactly as it was.
+"""
+
+from __future__ import annotations
+
+import io
+import logging
+import re
+import time
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import datetime, timezone
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from ingestion.config import TableConfig
+from ingestion.environments import Connection, warehouse_dialect
+from ingestion.errors import LoadError
+from ingestion.stage import Manifest, Stage
+from ingestion.types import warehouse_type
+from ingestion.window import Window
+
+log = logging.getLogger(__name__)
+
+RAW_SCHEMA = "raw_data"
+AUDIT_TABLE = "_load_audit"
+LOADED_AT = "_loaded_at"
+
+
+def quote(identifier: str) -> str:
+    return '"' + identifier.replace('"', '""') + '"'
+
+
+@dataclass(frozen=True)
+class LoadResult:
+    table: str
+    batch_id: str
+    manifest_url: str
+    files: int
+    rows_staged: int
+    rows_inserted: int
+    rows_replaced: int
+    rows_deleted: int
+    bytes: int
+    seconds: float
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+# --------------------------------------------------------------------------- SQL
+# Steps 1, 3 and 4: the same text for every warehouse.
+
+
+def column_definitions(dialect: str, schema: pa.Schema) -> list[str]:
+    definitions = []
+    for field in schema:
+        metadata = field.metadata or {}
+        source_type = metadata.get(b"source_type", b"").decode().lower()
+        match = re.match(r"\s*(?:var)?char\((\d+)\)", source_type)
+        char_length = int(match.group(1)) if match else None
+        if field.name == "_batch_id":
+            char_length = 64
+        definitions.append(f"{quote(field.name)} {warehouse_type(dialect, field.type, char_length)}")
+    return definitions
+
+
+def create_target_sql(dialect: str, raw_schema: str, table: TableConfig, schema: pa.Schema) -> str:
+    columns = [*column_definitions(dialect, schema), f"{quote(LOADED_AT)} timestamp"]
+    body = ",\n    ".join(columns)
+    sql = f"create table if not exists {quote(raw_schema)}.{quote(table.name)} (\n    {body}\n)"
+    if dialect == "redshift":
+        sortkey = table.cursor or table.primary_key[0]
+        sql += f"\ndistkey ({quote(table.primary_key[0])})\nsortkey ({quote(sortkey)})"
+    return sql
+
+
+def create_audit_sql(raw_schema: str) -> str:
+    return f"""create table if not exists {quote(raw_schema)}.{quote(AUDIT_TABLE)} (
+    table_name varchar(128),
+    mode varchar(16),
+    window_start timestamp,
+    window_end timestamp,
+    batch_id varchar(64),
+    manifest_url varchar(1024),
+    files integer,
+    rows_staged bigint,
+    rows_inserted bigint,
+    rows_replaced bigint,
+    rows_deleted bigint,
+    bytes bigint,
+    started_at timestamp,
+    finished_at timestamp,
+    duration_seconds double precision
+)"""
+
+
+def staging_table(table: TableConfig) -> str:
+    return quote(f"{table.name}__stage")
+
+
+def latest_table(table: TableConfig) -> str:
+    return quote(f"{table.name}__latest")
+
+
+def create_staging_sql(raw_schema: str, table: TableConfig, columns: Sequence[str]) -> str:
+    column_list = ", ".join(quote(c) for c in columns)
+    return (
+        f"create temporary table {staging_table(table)} as\n"
+        f"select {column_list}\nfrom {quote(raw_schema)}.{quote(table.name)}\nwhere 1 = 0"
+    )
+
+
+def dedupe_sql(table: TableConfig, columns: Sequence[str]) -> str:
+    """One row per primary key: latest cursor, latest extract, then by value."""
+    column_list = ", ".join(quote(c) for c in columns)
+    order = [table.cursor] if table.cursor else []
+    order.append("_extracted_at")
+    order += [c for c in columns if c not in order and c not in table.primary_key]
+    order_by = ", ".join(f"{quote(c)} desc nulls last" for c in order)
+    partition = ", ".join(quote(c) for c in table.primary_key)
+    return (
+        f"create temporary table {latest_table(table)} as\n"
+        f"select {column_list}\nfrom (\n"
+        f"    select {column_list},\n"
+        f"        row_number() over (partition by {partition} order by {order_by}) as _row_rank\n"
+        f"    from {staging_table(table)}\n"
+        f") as ranked\nwhere _row_rank = 1"
+    )
+
+
+def _key_match(table: TableConfig, left: str, right: str) -> str:
+    return " and ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in table.primary_key)
+
+
+def delete_older_sql(raw_schema: str, table: TableConfig) -> str:
+    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    latest = latest_table(table)
+    cursor = quote(table.cursor or "")
+    return (
+        f"delete from {target}\nusing {latest}\n"
+        f"where {_key_match(table, target, latest)}\n"
+        f"    and ({target}.{cursor} < {latest}.{cursor} or {target}.{cursor} is null)"
+    )
+
+
+def delete_all_sql(raw_schema: str, table: TableConfig) -> str:
+    return f"delete from {quote(raw_schema)}.{quote(table.name)}"
+
+
+def insert_new_sql(raw_schema: str, table: TableConfig, columns: Sequence[str]) -> str:
+    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    insert_list = ", ".join(quote(c) for c in [*columns, LOADED_AT])
+    select_list = ", ".join(f"latest.{quote(c)}" for c in columns)
+    return (
+        f"insert into {target} ({insert_list})\n"
+        f"select {select_list}, %(loaded_at)s\n"
+        f"from {latest_table(table)} as latest\n"
+        f"left join {target} as target\n    on {_key_match(table, 'target', 'latest')}\n"
+        f"where target.{quote(table.primary_key[0])} is null"
+    )
+
+
+def insert_audit_sql(raw_schema: str) -> str:
+    columns = (
+        "table_name", "mode", "window_start", "window_end", "batch_id", "manifest_url", "files",
+        "rows_staged", "rows_inserted", "rows_replaced", "rows_deleted", "bytes", "started_at",
+        "finished_at", "duration_seconds",
+    )  # fmt: skip
+    return (
+        f"insert into {quote(raw_schema)}.{quote(AUDIT_TABLE)} ({', '.join(columns)})\n"
+        f"values ({', '.join(f'%({c})s' for c in columns)})"
+    )
+
+
+# ------------------------------------------------------------------- warehouses
+
+
+class Warehouse:
+    """A warehouse connection; subclasses differ only in connecting and bulk-loading."""
+
+    dialect = ""
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def execute(self, cursor: Any, sql: str, params: dict | None = None) -> int:
+        """Run one statement; return the number of rows it changed (or -1)."""
+        log.debug("%s", sql)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        return cursor.rowcount
+
+    def scalar(self, cursor: Any, sql: str, params: dict | None = None) -> Any:
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+    def begin(self, db: Any) -> None:
+        """DB-API connections open a transaction implicitly."""
+
+    def cursor(self, db: Any) -> Any:
+        return db.cursor()
+
+    def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Serialise concurrent loads of one table."""
+
+    def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
+        cursor.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = %(schema)s and table_name = %(table)s order by ordinal_position",
+            {"schema": raw_schema, "table": name},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+    def bulk_load(
+        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+    ) -> None:
+        raise NotImplementedError
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+
+    def connect(self) -> Any:
+        import duckdb
+
+        if not self.connection.host:
+            raise LoadError(f"connection {self.connection.conn_id!r}: host (DuckDB file path) missing")
+        return duckdb.connect(self.connection.host)
+
+    @staticmethod
+    def _params(sql: str, params: dict | None) -> tuple[str, dict | None]:
+        if params:
+            sql = re.sub(r"%\((\w+)\)s", r"$\1", sql)
+        return sql, params
+
+    def execute(self, cursor: Any, sql: str, params: dict | None = None) -> int:
+        log.debug("%s", sql)
+        sql, params = self._params(sql, params)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        if sql.lstrip().lower().startswith(("insert", "delete", "update")):
+            return int(cursor.fetchone()[0])
+        return -1
+
+    def scalar(self, cursor: Any, sql: str, params: dict | None = None) -> Any:
+        sql, params = self._params(sql, params)
+        return cursor.execute(sql, params).fetchone()[0]
+
+    def begin(self, db: Any) -> None:
+        db.execute("begin transaction")
+
+    def cursor(self, db: Any) -> Any:
+        # DuckDB's cursor() is a separate connection with its own transaction.
+        return db
+
+    def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
+        rows = cursor.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [raw_schema, name],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def bulk_load(
+        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+    ) -> None:
+        if not stage.is_local:
+            raise LoadError("the DuckDB warehouse loads from a local-folder stage only")
+        files = ", ".join("'" + stage.path(e.url).replace("'", "''") + "'" for e in manifest.entries)
+        column_list = ", ".join(quote(c) for c in columns)
+        cursor.execute(
+            f"insert into {staging_table(table)} ({column_list})\n"
+            f"select {column_list} from read_parquet([{files}])"
+        )
+
+
+class CsvStream(io.RawIOBase):
+    """A file-like object that renders Parquet files as CSV for ``COPY FROM STDIN``.
+
+    Non-null values are quoted and nulls are left empty, so PostgreSQL keeps
+    ``''`` distinct from NULL. One record batch is held at a time.
+    """
+
+    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
+        self.batches = batches
+        self.buffer = b""
+        self.options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
+
+    def readable(self) -> bool:
+        return True
+
+    def _render(self, batch: pa.RecordBatch) -> bytes:
+        arrays = []
+        for array in batch.columns:
+            if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
+                array = pa.array(
+                    [None if v is None else "\\x" + v.hex() for v in array.to_pylist()], pa.string()
+                )
+            arrays.append(array)
+        batch = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
+        sink = io.BytesIO()
+        pacsv.write_csv(batch, sink, self.options)
+        return sink.getvalue()
+
+    def read(self, size: int = -1) -> bytes:
+        while size < 0 or len(self.buffer) < size:
+            batch = next(self.batches, None)
+            if batch is None:
+                break
+            self.buffer += self._render(batch)
+        if size < 0:
+            size = len(self.buffer)
+        chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+        return chunk
+
+
+def manifest_batches(manifest: Manifest, stage: Stage) -> Iterator[pa.RecordBatch]:
+    for entry in manifest.entries:
+        parquet = stage.open_parquet(entry.url)
+        yield from parquet.iter_batches(batch_size=65_536)
+
+
+class PostgresWarehouse(Warehouse):
+    dialect = "postgres"
+
+    def connect(self) -> Any:
+        import psycopg2
+
+        conn = self.connection
+        extra = conn.extra or {}
+        return psycopg2.connect(
+            host=conn.host,
+            port=conn.port or 5432,
+            user=conn.login,
+            password=conn.password or None,
+            dbname=conn.schema,
+            sslmode=extra.get("sslmode", "prefer"),
+            connect_timeout=int(extra.get("connect_timeout", 30)),
+            application_name="pipeline-load",
+        )
+
+    def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        cursor.execute(f"lock table {quote(raw_schema)}.{quote(table.name)} in exclusive mode")
+
+    def bulk_load(
+        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+    ) -> None:
+        column_list = ", ".join(quote(c) for c in columns)
+        stream = CsvStream(manifest_batches(manifest, stage))
+        cursor.copy_expert(
+            f"copy {staging_table(table)} ({column_list}) from stdin with (format csv)",
+            stream,
+            size=1 << 20,
+        )
+
+
+class RedshiftWarehouse(PostgresWarehouse):
+    """Redshift speaks the PostgreSQL protocol; only the bulk-load differs."""
+
+    dialect = "redshift"
+
+    def connect(self) -> Any:
+        import psycopg2
+
+        conn = self.connection
+        extra = conn.extra or {}
+        return psycopg2.connect(
+            host=conn.host,
+            port=conn.port or 5439,
+            user=conn.login,
+            password=conn.password or None,
+            dbname=conn.schema,
+            sslmode=extra.get("sslmode", "require"),
+            connect_timeout=int(extra.get("connect_timeout", 30)),
+        )
+
+    def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        cursor.execute(f"lock {quote(raw_schema)}.{quote(table.name)}")
+
+    @property
+    def iam_role(self) -> str:
+        role = (self.connection.extra or {}).get("iam_role")
+        if not role:
+            raise LoadError(
+                f"connection {self.connection.conn_id!r}: set extra.iam_role to the ARN of the "
+                "IAM role Redshift assumes to read the stage (COPY ... IAM_ROLE)"
+            )
+        return role
+
+    def bulk_load(
+        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+    ) -> None:
+        cursor.execute(copy_sql(table, manifest.url, self.iam_role))
+
+
+def copy_sql(table: TableConfig, manifest_url: str, iam_role: str) -> str:
+    """Redshift's bulk-load of one attempt: only the files its manifest lists."""
+    manifest_url = manifest_url.replace("'", "''")
+    iam_role = iam_role.replace("'", "''")
+    return (
+        f"copy {staging_table(table)}\n"
+        f"from '{manifest_url}'\n"
+        f"iam_role '{iam_role}'\n"
+        "manifest\nformat as parquet"
+    )
+
+
+WAREHOUSES: dict[str, type[Warehouse]] = {
+    "duckdb": DuckDBWarehouse,
+    "postgres": PostgresWarehouse,
+    "redshift": RedshiftWarehouse,
+}
+
+
+def open_warehouse(connection: Connection) -> Warehouse:
+    """The warehouse dialect is the connection's type."""
+    return WAREHOUSES[warehouse_dialect(connection)](connection)
+
+
+# ------------------------------------------------------------------------- load
+
+
+def load(
+    table: TableConfig,
+    manifest_url: str,
+    window: Window,
+    warehouse: Warehouse,
+    stage: Stage,
+    *,
+    raw_schema: str = RAW_SCHEMA,
+    before_commit: Callable[[], None] | None = None,
+) -> LoadResult:
+    """Load one staged attempt into ``raw_schema.<table>`` in one transaction."""
+    started_clock = time.monotonic()
+    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    manifest = stage.read_manifest(manifest_url)
+    schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
+    columns = list(schema.names)
+    target_name = f"{raw_schema}.{table.name}"
+    log.info(
+        "load %s: %d file(s), %s rows listed in %s",
+        target_name, len(manifest.entries), f"{manifest.record_count:,}", manifest_url,
+    )  # fmt: skip
+
+    db = warehouse.connect()
+    try:
+        warehouse.begin(db)
+        cursor = warehouse.cursor(db)
+        run = warehouse.execute
+        run(cursor, f"create schema if not exists {quote(raw_schema)}")
+        run(cursor, create_audit_sql(raw_schema))
+        run(cursor, create_target_sql(warehouse.dialect, raw_schema, table, schema))
+        expected = [*columns, LOADED_AT]
+        existing = warehouse.table_columns(cursor, raw_schema, table.name)
+        if existing != expected:
+            missing = [c for c in expected if c not in existing]
+            extra = [c for c in existing if c not in expected]
+            raise LoadError(
+                f"table {target_name}: its columns differ from the staged batch "
+                f"(missing in the warehouse: {', '.join(missing) or '-'}; "
+                f"not in the batch: {', '.join(extra) or '-'}; or the order differs). "
+                "Alter the table to match the source, or drop it to reload."
+            )
+        warehouse.lock(cursor, raw_schema, table)
+
+        run(cursor, create_staging_sql(raw_schema, table, columns))
+        warehouse.bulk_load(cursor, table, manifest, stage, columns)
+        staged = int(warehouse.scalar(cursor, f"select count(*) from {staging_table(table)}"))
+        if staged != manifest.record_count:
+            raise LoadError(
+                f"table {target_name}: staged {staged:,} rows but the manifest lists "
+                f"{manifest.record_count:,}; nothing was loaded"
+            )
+
+        run(cursor, dedupe_sql(table, columns))
+        loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        if table.is_incremental:
+            replaced = run(cursor, delete_older_sql(raw_schema, table))
+            deleted = 0
+        else:
+            deleted = run(cursor, delete_all_sql(raw_schema, table))
+            replaced = 0
+        inserted = run(cursor, insert_new_sql(raw_schema, table, columns), {"loaded_at": loaded_at})
+        run(cursor, f"drop table {latest_table(table)}")
+        run(cursor, f"drop table {staging_table(table)}")
+
+        seconds = round(time.monotonic() - started_clock, 3)
+        batch_id = batch_id_of(manifest_url)
+        result = LoadResult(
+            table=table.name,
+            batch_id=batch_id,
+            manifest_url=manifest_url,
+            files=len(manifest.entries),
+            rows_staged=staged,
+            rows_inserted=inserted,
+            rows_replaced=replaced,
+            rows_deleted=deleted,
+            bytes=manifest.content_length,
+            seconds=seconds,
+        )
+        run(
+            cursor,
+            insert_audit_sql(raw_schema),
+            {
+                "table_name": table.name,
+                "mode": table.mode,
+                "window_start": window.start,
+                "window_end": window.end,
+                "batch_id": batch_id,
+                "manifest_url": manifest_url,
+                "files": result.files,
+                "rows_staged": staged,
+                "rows_inserted": inserted,
+                "rows_replaced": replaced,
+                "rows_deleted": deleted,
+                "bytes": result.bytes,
+                "started_at": started_at,
+                "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "duration_seconds": seconds,
+            },
+        )
+        if before_commit is not None:
+            before_commit()
+        db.commit()
+    except LoadError:
+        db.rollback()
+        raise
+    except Exception as exc:
+        db.rollback()
+        raise LoadError(f"table {target_name}: load of {manifest_url} failed, nothing changed: {exc}") from exc
+    finally:
+        db.close()
+    log.info(
+        "load %s: %s staged, %s inserted (%s replacing older versions), %s deleted, %.1fs",
+        target_name, f"{staged:,}", f"{inserted:,}", f"{replaced:,}", f"{deleted:,}", seconds,
+    )  # fmt: skip
+    return result
+
+
+def batch_id_of(manifest_url: str) -> str:
+    """The attempt folder that holds the manifest is the batch id."""
+    return manifest_url.rstrip("/").rsplit("/", 2)[-2]

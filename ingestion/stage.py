@@ -1,0 +1,163 @@
+"""The stage: Parquet parts and a manifest per attempt, in a folder or in S3.
+
+Layout: ``<stage>/<table>/<interval>/<attempt>/part-NNNNN.parquet`` plus
+``manifest.json`` in the Redshift COPY manifest format, every entry
+``mandatory: true`` with ``content_length`` and ``record_count``. A load reads
+only what its manifest lists, so files of an earlier failed attempt are never
+loaded. Both kinds of stage go through ``pyarrow.fs`` (S3 uploads are
+multipart and streamed, so memory stays bounded).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pyarrow.fs as pafs
+import pyarrow.parquet as pq
+
+from ingestion.environments import Connection
+from ingestion.errors import ConfigError, LoadError
+
+
+@dataclass(frozen=True)
+class ManifestEntry:
+    url: str
+    content_length: int
+    record_count: int
+
+
+@dataclass(frozen=True)
+class Manifest:
+    url: str
+    entries: tuple[ManifestEntry, ...]
+
+    @property
+    def record_count(self) -> int:
+        return sum(entry.record_count for entry in self.entries)
+
+    @property
+    def content_length(self) -> int:
+        return sum(entry.content_length for entry in self.entries)
+
+    def to_json(self) -> str:
+        return json.dumps(
+            {
+                "entries": [
+                    {
+                        "url": entry.url,
+                        "mandatory": True,
+                        "meta": {
+                            "content_length": entry.content_length,
+                            "record_count": entry.record_count,
+                        },
+                    }
+                    for entry in self.entries
+                ]
+            },
+            indent=1,
+        )
+
+
+class Stage:
+    """A stage location (``/local/folder`` or ``s3://bucket/prefix``)."""
+
+    def __init__(self, uri: str, filesystem: pafs.FileSystem, root: str, scheme: str) -> None:
+        self.uri = uri
+        self.filesystem = filesystem
+        self.root = root.rstrip("/")
+        self.scheme = scheme
+
+    @property
+    def is_local(self) -> bool:
+        return self.scheme == "file"
+
+    def url(self, *parts: str) -> str:
+        path = "/".join([self.root, *parts])
+        return f"s3://{path}" if self.scheme == "s3" else path
+
+    def path(self, url: str) -> str:
+        """The filesystem path of a stage URL."""
+        if self.scheme == "s3":
+            if not url.startswith("s3://"):
+                raise LoadError(f"stage URL {url!r} is not an s3:// URL of stage {self.uri}")
+            return url[len("s3://") :]
+        return url.removeprefix("file://")
+
+    def attempt_url(self, table: str, interval: str, attempt: str) -> str:
+        return self.url(table, interval, attempt)
+
+    def open_output(self, url: str) -> Any:
+        path = self.path(url)
+        if self.is_local:
+            Path(path).parent.mkdir(parents=True, exist_ok=True)
+        return self.filesystem.open_output_stream(path)
+
+    def write_manifest(self, url: str, manifest: Manifest) -> None:
+        with self.open_output(url) as stream:
+            stream.write(manifest.to_json().encode())
+
+    def read_manifest(self, url: str) -> Manifest:
+        try:
+            with self.filesystem.open_input_stream(self.path(url)) as stream:
+                document = json.loads(stream.read())
+        except (FileNotFoundError, OSError) as exc:
+            raise LoadError(f"manifest {url} cannot be read: {exc}") from None
+        entries = tuple(
+            ManifestEntry(
+                url=entry["url"],
+                content_length=int(entry["meta"]["content_length"]),
+                record_count=int(entry["meta"]["record_count"]),
+            )
+            for entry in document["entries"]
+        )
+        if not entries:
+            raise LoadError(f"manifest {url} lists no files")
+        return Manifest(url=url, entries=entries)
+
+    def open_parquet(self, url: str) -> pq.ParquetFile:
+        try:
+            return pq.ParquetFile(self.filesystem.open_input_file(self.path(url)))
+        except (FileNotFoundError, OSError) as exc:
+            raise LoadError(f"staged file {url} listed in the manifest cannot be read: {exc}") from None
+
+    def exists(self, url: str) -> bool:
+        info = self.filesystem.get_file_info(self.path(url))
+        return info.type != pafs.FileType.NotFound
+
+
+def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
+    """pyarrow's S3 filesystem from the AWS connection (keys, region, endpoint_url)."""
+    options: dict[str, Any] = {}
+    if aws is not None:
+        extra = aws.extra or {}
+        if aws.login:
+            options["access_key"] = aws.login
+            options["secret_key"] = aws.password or ""
+            if extra.get("aws_session_token"):
+                options["session_token"] = extra["aws_session_token"]
+        if extra.get("region_name"):
+            options["region"] = extra["region_name"]
+        endpoint = extra.get("endpoint_url")
+        if endpoint:
+            scheme, _, host = endpoint.partition("://")
+            options["endpoint_override"] = host.rstrip("/")
+            options["scheme"] = scheme
+        if extra.get("role_arn"):
+            options["role_arn"] = extra["role_arn"]
+    return pafs.S3FileSystem(**options)
+
+
+def open_stage(uri: str, aws: Connection | None = None) -> Stage:
+    """Open the stage named by ``PIPELINE_STAGE_URI``."""
+    if uri.startswith("s3://"):
+        root = uri[len("s3://") :].strip("/")
+        if not root:
+            raise ConfigError(f"PIPELINE_STAGE_URI={uri!r} names no bucket")
+        return Stage(uri, s3_filesystem(aws), root, "s3")
+    if "://" in uri and not uri.startswith("file://"):
+        raise ConfigError(f"PIPELINE_STAGE_URI={uri!r}: use a local folder or s3://bucket/prefix")
+    root = str(Path(uri.removeprefix("file://")).resolve())
+    return Stage(uri, pafs.LocalFileSystem(), root, "file")

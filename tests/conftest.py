@@ -1,0 +1,28 @@
+"""Shared fixtures: an embedded environment in its own folder, and the real table config."""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from ingestion import config, environments
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def embedded(tmp_path: Path) -> Iterator[environments.Environment]:
+    """SQLite source, local stage and DuckDB warehouse, all under a fresh folder; dropped after."""
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    yield environments.resolve("embedded", env={"PIPELINE_DATA_DIR": str(data_dir)})
+    shutil.rmtree(data_dir, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def tables() -> dict[str, config.TableConfig]:
+    """The replicated tables of the real ``config/tables.yml``."""
+    return config.load_tables()

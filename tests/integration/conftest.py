@@ -1,0 +1,141 @@
+"""Fixtures of the integration tests: a throwaway MariaDB database and the loopback S3 server.
+
+MariaDB is found through ``MYSQL_HOST``/``MYSQL_PORT``/``MYSQL_USER``/``MYSQL_PASSWORD``
+(default ``127.0.0.1:3306``, ``root``, no password). When it (or the S3 server) cannot be
+reached the tests are skipped on a laptop but fail when ``CI=true``: CI must run them.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+
+from ingestion.environments import Connection
+
+
+def unavailable(reason: str) -> None:
+    if os.environ.get("CI", "").strip().lower() == "true":
+        pytest.fail(f"{reason} (CI=true: the integration services are required)")
+    pytest.skip(reason)
+
+
+def mysql_settings() -> dict[str, Any]:
+    return {
+        "host": os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        "port": int(os.environ.get("MYSQL_PORT", "3306")),
+        "user": os.environ.get("MYSQL_USER", "root"),
+        "password": os.environ.get("MYSQL_PASSWORD", ""),
+    }
+
+
+@pytest.fixture(scope="session")
+def mysql_server() -> dict[str, Any]:
+    """Connection settings of a MariaDB/MySQL server that answers (else skip, or fail in CI)."""
+    import MySQLdb
+
+    settings = mysql_settings()
+    try:
+        MySQLdb.connect(**settings, connect_timeout=5).close()
+    except MySQLdb.Error as exc:
+        unavailable(f"MariaDB at {settings['host']}:{settings['port']} unreachable: {exc}")
+    return settings
+
+
+@dataclass
+class MySQLDatabase:
+    """A uniquely named database, dropped after the test."""
+
+    name: str
+    settings: dict[str, Any]
+    admin: Any  # a MySQLdb connection (autocommit) for setting up data
+
+    def execute(self, sql: str, params: Any = None) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.execute(sql, params)
+
+    def executemany(self, sql: str, rows: list) -> None:
+        with self.admin.cursor() as cursor:
+            cursor.executemany(sql, rows)
+
+    def connect(self) -> Any:
+        """Another autocommit connection to this database (e.g. a concurrent writer)."""
+        import MySQLdb
+
+        conn = MySQLdb.connect(**self.settings, database=self.name, charset="utf8mb4")
+        conn.autocommit(True)
+        return conn
+
+    @property
+    def connection(self) -> Connection:
+        """The pipeline's source connection to this database."""
+        return Connection(
+            "pipeline_source",
+            "mysql",
+            host=self.settings["host"],
+            port=self.settings["port"],
+            login=self.settings["user"],
+            password=self.settings["password"] or None,
+            schema=self.name,
+        )
+
+
+@pytest.fixture
+def mysql_db(mysql_server: dict[str, Any]) -> Iterator[MySQLDatabase]:
+    import MySQLdb
+
+    name = f"it_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = MySQLdb.connect(**mysql_server, charset="utf8mb4")
+    admin.autocommit(True)
+    with admin.cursor() as cursor:
+        cursor.execute(f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_unicode_ci")
+        cursor.execute(f"USE `{name}`")
+    try:
+        yield MySQLDatabase(name=name, settings=mysql_server, admin=admin)
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute(f"DROP DATABASE IF EXISTS `{name}`")
+        admin.close()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint() -> Iterator[str]:
+    """Endpoint URL of the loopback S3 server (``S3_PORT``, default 5555), started if needed."""
+    from ingestion.s3_server import running_s3_server
+
+    port = int(os.environ.get("S3_PORT", "5555"))
+    server = running_s3_server(port)
+    try:
+        url = server.__enter__()
+    except (RuntimeError, OSError) as exc:
+        unavailable(f"S3 server on 127.0.0.1:{port} cannot be started: {exc}")
+    try:
+        yield url
+    finally:
+        server.__exit__(None, None, None)
+
+
+@pytest.fixture
+def s3_bucket(s3_endpoint: str) -> str:
+    """A fresh bucket on the S3 server."""
+    from ingestion.s3_server import ensure_bucket
+
+    bucket = f"it-{secrets.token_hex(6)}"
+    ensure_bucket(s3_endpoint, bucket)
+    return bucket
+
+
+@pytest.fixture
+def s3_connection(s3_endpoint: str) -> Connection:
+    """The pipeline's AWS connection to the S3 server."""
+    return Connection(
+        "pipeline_aws",
+        "aws",
+        login="testing",
+        password="testing",
+        extra={"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
+    )
