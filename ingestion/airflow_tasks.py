@@ -16,6 +16,7 @@ from typing import Any
 
 from ingestion import config, environments, pipeline
 from ingestion.environments import Connection, Environment
+from ingestion.errors import ConfigError
 from ingestion.window import Window
 
 log = logging.getLogger(__name__)
@@ -40,7 +41,7 @@ def task_environment() -> Environment:
 
 def interval(data_interval_start: datetime | None, data_interval_end: datetime | None) -> Window:
     if data_interval_start is None or data_interval_end is None:
-        raise environments.ConfigError("the task has no data interval; run it from a DAG run")
+        raise ConfigError("the task has no data interval; run it from a DAG run")
     return Window(data_interval_start, data_interval_end)
 
 
@@ -94,7 +95,10 @@ def notify_failure(context: dict[str, Any]) -> None:
     url = os.environ.get(SLACK_WEBHOOK_VARIABLE)
     if not url:
         return
-    request = urllib.request.Request(
+    if not url.startswith("https://"):
+        log.warning("%s must be an https:// URL; not notifying", SLACK_WEBHOOK_VARIABLE)
+        return
+    request = urllib.request.Request(  # noqa: S310 - https only, checked above
         url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
     )
     try:

@@ -1,13 +1,13 @@
 """Command line: run one table for one window outside Airflow, and the demo helpers.
 
-    python -m ingestion run nps --start 2026-10-30 --end 2026-10-31
-    python -m ingestion extract nps --start ... --end ...
-    python -m ingestion load nps --manifest <url> --start ... --end ...
-    python -m ingestion generate --size 1000 --days 3
-    python -m ingestion env            # shell exports of the selected environment
-    python -m ingestion check-config   # validate config/tables.yml
-    python -m ingestion report         # raw row counts and mau_summary
-    python -m ingestion exec -- dbt build   # a command with the environment's variables
+python -m ingestion run nps --start 2026-10-30 --end 2026-10-31
+python -m ingestion extract nps --start ... --end ...
+python -m ingestion load nps --manifest <url> --start ... --end ...
+python -m ingestion generate --size 1000 --days 3
+python -m ingestion env            # shell exports of the selected environment
+python -m ingestion check-config   # validate config/tables.yml
+python -m ingestion report         # raw row counts and mau_summary
+python -m ingestion exec -- dbt build   # a command with the environment's variables
 """
 
 from __future__ import annotations
@@ -56,9 +56,13 @@ def cmd_generate(args: argparse.Namespace) -> None:
     counts = generate.generate(
         environment.source, spec, args.days, first_day=args.first_day, recreate=not args.append
     )
-    where = environment.source.host if environment.source.conn_type == "sqlite" else (
-        f"{environment.source.conn_type}://{environment.source.host}:{environment.source.port}"
-        f"/{environment.source.schema}"
+    where = (
+        environment.source.host
+        if environment.source.conn_type == "sqlite"
+        else (
+            f"{environment.source.conn_type}://{environment.source.host}:{environment.source.port}"
+            f"/{environment.source.schema}"
+        )
     )
     last = spec.day(args.first_day + args.days - 1)
     print(f"demo OLTP data in {where}: days {spec.day(args.first_day)} .. {last}, seed {args.seed}")

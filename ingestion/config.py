@@ -75,9 +75,7 @@ def parse_lookback(entry: str, value: Any) -> timedelta:
         return timedelta(seconds=value)
     match = LOOKBACK.match(str(value).strip())
     if not match:
-        raise ConfigError(
-            f"table {entry!r}: lookback {value!r} is not a duration like 30m, 2h or 1d"
-        )
+        raise ConfigError(f"table {entry!r}: lookback {value!r} is not a duration like 30m, 2h or 1d")
     return timedelta(**{LOOKBACK_UNITS[match.group(2)]: int(match.group(1))})
 
 
@@ -93,8 +91,7 @@ def parse_table(raw: Any, position: int) -> TableConfig:
     unknown = sorted(set(raw) - ALLOWED_KEYS)
     if unknown:
         raise ConfigError(
-            f"table {name!r}: unknown key(s) {', '.join(unknown)}; "
-            f"allowed: {', '.join(sorted(ALLOWED_KEYS))}"
+            f"table {name!r}: unknown key(s) {', '.join(unknown)}; allowed: {', '.join(sorted(ALLOWED_KEYS))}"
         )
 
     if raw.get("primary_key") in (None, "", []):
@@ -114,9 +111,7 @@ def parse_table(raw: Any, position: int) -> TableConfig:
     cursor = raw.get("cursor")
     if mode == "incremental":
         if cursor is None:
-            raise ConfigError(
-                f"table {name!r}: mode incremental needs a cursor column (e.g. modified_at)"
-            )
+            raise ConfigError(f"table {name!r}: mode incremental needs a cursor column (e.g. modified_at)")
         cursor = _identifier(name, "cursor", cursor)
         lookback = parse_lookback(name, raw.get("lookback", 0))
     else:

@@ -174,9 +174,7 @@ def default_connections(name: str, data_dir: Path) -> dict[str, Connection]:
     if name == "embedded":
         return {
             "source": Connection("pipeline_source", "sqlite", host=str(data_dir / "source.sqlite")),
-            "warehouse": Connection(
-                "pipeline_warehouse", "duckdb", host=str(data_dir / "warehouse.duckdb")
-            ),
+            "warehouse": Connection("pipeline_warehouse", "duckdb", host=str(data_dir / "warehouse.duckdb")),
         }
     if name == "services":
         return {
@@ -188,8 +186,8 @@ def default_connections(name: str, data_dir: Path) -> dict[str, Connection]:
                 "pipeline_warehouse", "postgres", host="127.0.0.1", port=5432, login="root",
                 schema="pipeline_warehouse",
             ),
-            "aws": Connection(
-                "pipeline_aws", "aws", login="testing", password="testing",
+            "aws": Connection(  # the loopback S3 server's fixed test keys
+                "pipeline_aws", "aws", login="testing", password="testing",  # noqa: S106
                 extra={
                     "endpoint_url": f"http://127.0.0.1:{SERVICES_S3_PORT}",
                     "region_name": "us-east-1",
@@ -240,13 +238,13 @@ def resolve(
     ]
     if stage_uri is None:
         missing.append("PIPELINE_STAGE_URI")
-    if missing:
+    source, warehouse = connections["source"], connections["warehouse"]
+    if source is None or warehouse is None or stage_uri is None:
         raise ConfigError(f"environment {name!r}: set {', '.join(missing)}")
-    assert connections["source"] and connections["warehouse"] and stage_uri
     environment = Environment(
         name=name,
-        source=connections["source"],
-        warehouse=connections["warehouse"],
+        source=source,
+        warehouse=warehouse,
         stage_uri=stage_uri,
         aws=connections["aws"],
         data_dir=data_dir,

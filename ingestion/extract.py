@@ -14,7 +14,7 @@ import secrets
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -52,7 +52,7 @@ class ExtractResult:
 
 def new_batch_id(now: datetime | None = None) -> str:
     """Unique id of one extract attempt, sortable by time: 20261030T010203Z-1a2b3c4d."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
@@ -100,7 +100,8 @@ class PartWriter:
         self._rows = 0
 
     def _close_part(self) -> None:
-        assert self._writer is not None and self._stream is not None
+        if self._writer is None or self._stream is None:
+            return
         self._writer.close()
         size = self._stream.tell()
         self._stream.close()
@@ -110,17 +111,18 @@ class PartWriter:
     def write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
             self._open()
-        assert self._writer is not None and self._stream is not None
-        self._writer.write_batch(batch)
+        writer, stream = self._writer, self._stream
+        if writer is None or stream is None:
+            raise RuntimeError("part file did not open")
+        writer.write_batch(batch)
         self._rows += batch.num_rows
-        if self._stream.tell() >= self.part_bytes:
+        if stream.tell() >= self.part_bytes:
             self._close_part()
 
     def close(self) -> list[ManifestEntry]:
         if self._writer is None and not self.entries:
             self._open()  # an empty window still stages one file with the schema
-        if self._writer is not None:
-            self._close_part()
+        self._close_part()
         return self.entries
 
 
@@ -149,7 +151,7 @@ def extract(
     """Extract ``table`` for ``window`` into ``stage``; return the manifest URL and counts."""
     started = time.monotonic()
     batch_id = batch_id or new_batch_id()
-    extracted_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    extracted_at = datetime.now(UTC).replace(tzinfo=None)
     columns = source.columns(table)
     check_columns(table, columns)
     schema = source_schema(columns)

@@ -143,8 +143,7 @@ class OltpWriter:
         m = self.mark
         cursor = self.db.cursor()
         cursor.executemany(
-            f"INSERT INTO nps (id, created_at, modified_at, score, deleted) "
-            f"VALUES ({m}, {m}, {m}, {m}, {m})",
+            f"INSERT INTO nps (id, created_at, modified_at, score, deleted) VALUES ({m}, {m}, {m}, {m}, {m})",
             self._rows(changes.nps_inserts),
         )
         if changes.nps_updates:

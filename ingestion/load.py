@@ -26,7 +26,7 @@ import re
 import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import asdict, dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
@@ -453,7 +453,7 @@ def load(
 ) -> LoadResult:
     """Load one staged attempt into ``raw_schema.<table>`` in one transaction."""
     started_clock = time.monotonic()
-    started_at = datetime.now(timezone.utc).replace(tzinfo=None)
+    started_at = datetime.now(UTC).replace(tzinfo=None)
     manifest = stage.read_manifest(manifest_url)
     schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
     columns = list(schema.names)
@@ -494,7 +494,7 @@ def load(
             )
 
         run(cursor, dedupe_sql(table, columns))
-        loaded_at = datetime.now(timezone.utc).replace(tzinfo=None)
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
         if table.is_incremental:
             replaced = run(cursor, delete_older_sql(raw_schema, table))
             deleted = 0
@@ -536,7 +536,7 @@ def load(
                 "rows_deleted": deleted,
                 "bytes": result.bytes,
                 "started_at": started_at,
-                "finished_at": datetime.now(timezone.utc).replace(tzinfo=None),
+                "finished_at": datetime.now(UTC).replace(tzinfo=None),
                 "duration_seconds": seconds,
             },
         )
@@ -548,7 +548,9 @@ def load(
         raise
     except Exception as exc:
         db.rollback()
-        raise LoadError(f"table {target_name}: load of {manifest_url} failed, nothing changed: {exc}") from exc
+        raise LoadError(
+            f"table {target_name}: load of {manifest_url} failed, nothing changed: {exc}"
+        ) from exc
     finally:
         db.close()
     log.info(

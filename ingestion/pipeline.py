@@ -42,9 +42,7 @@ def run_extract(table: TableConfig, window: Window, environment: Environment) ->
         source.close()
 
 
-def run_load(
-    table: TableConfig, manifest_url: str, window: Window, environment: Environment
-) -> LoadResult:
+def run_load(table: TableConfig, manifest_url: str, window: Window, environment: Environment) -> LoadResult:
     warehouse = open_warehouse(environment.warehouse)
     return load(table, manifest_url, window, warehouse, environment_stage(environment))
 

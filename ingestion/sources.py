@@ -98,9 +98,7 @@ def rows_to_batch(rows: Sequence[tuple], columns: Sequence[Column], schema: pa.S
 
 def source_schema(columns: Sequence[Column]) -> pa.Schema:
     """Arrow schema of the source columns; each field remembers its MySQL type."""
-    return pa.schema(
-        pa.field(c.name, c.arrow_type, metadata={"source_type": c.source_type}) for c in columns
-    )
+    return pa.schema(pa.field(c.name, c.arrow_type, metadata={"source_type": c.source_type}) for c in columns)
 
 
 def _sqlite_bound(value: datetime) -> str:
@@ -115,15 +113,12 @@ class SQLiteSource:
         self.path = Path(path)
         if not self.path.exists():
             raise ExtractError(
-                f"source database {self.path} does not exist; generate it with "
-                "`python -m ingestion generate`"
+                f"source database {self.path} does not exist; generate it with `python -m ingestion generate`"
             )
         self.connection = sqlite3.connect(self.path, isolation_level=None)
 
     def columns(self, table: TableConfig) -> list[Column]:
-        rows = self.connection.execute(
-            f'PRAGMA table_info("{table.source_table}")'
-        ).fetchall()
+        rows = self.connection.execute(f'PRAGMA table_info("{table.source_table}")').fetchall()
         if not rows:
             raise ExtractError(f"table {table.name!r}: source table {table.source_table!r} not found")
         return [Column(name=row[1], source_type=row[2] or "text") for row in rows]

@@ -116,9 +116,7 @@ def is_temporal(column: Column) -> bool:
     return parse_type(column.source_type, column.name)[0] in TEMPORAL_TYPES
 
 
-def warehouse_type(
-    dialect: str, data_type: pa.DataType, char_length: int | None = None
-) -> str:
+def warehouse_type(dialect: str, data_type: pa.DataType, char_length: int | None = None) -> str:
     """Render the warehouse column type for an Arrow type in one dialect."""
     if pa.types.is_int16(data_type):
         return "smallint"

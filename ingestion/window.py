@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 
 from ingestion.errors import ConfigError
 
@@ -11,7 +11,7 @@ from ingestion.errors import ConfigError
 def as_utc_naive(value: datetime) -> datetime:
     """Timestamps are UTC throughout; drop the zone after converting to UTC."""
     if value.tzinfo is not None:
-        value = value.astimezone(timezone.utc).replace(tzinfo=None)
+        value = value.astimezone(UTC).replace(tzinfo=None)
     return value
 
 

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -11,6 +13,14 @@ import pytest
 from ingestion import config, environments
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
+
+# Airflow reads its settings when first imported: point it at a throwaway home.
+os.environ.setdefault("AIRFLOW_HOME", tempfile.mkdtemp(prefix="pipeline-tests-airflow-"))
+os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
+os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
+os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 
 
 @pytest.fixture

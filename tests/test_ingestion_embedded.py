@@ -382,6 +382,8 @@ def break_audit_table(env: Environment) -> None:
 
 
 FAILURES = ["before-commit-hook", "audit-insert-fails"]
+
+
 def failed_load(env: Environment, tables: dict, failure: str) -> None:
     extracted = pipeline.run_extract(tables["nps"], interval(1), env)
     before_commit = None

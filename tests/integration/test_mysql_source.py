@@ -273,6 +273,10 @@ def ids(table: pa.Table) -> list[int]:
     return sorted(table.column("id").to_pylist())
 
 
+def column_by_id(table: pa.Table, name: str) -> dict:
+    return dict(zip(table.column("id").to_pylist(), table.column(name).to_pylist(), strict=True))
+
+
 def test_window_start_inclusive_end_exclusive(events) -> None:
     source = MySQLSource(events.connection)
     try:
@@ -288,7 +292,7 @@ def test_window_lookback_reaches_back_inclusively(events) -> None:
     finally:
         source.close()
     assert ids(table) == [2, 3, 4, 7]
-    assert dict(zip(table.column("id").to_pylist(), table.column("modified_at").to_pylist())) == {
+    assert column_by_id(table, "modified_at") == {
         2: datetime(2024, 1, 1, 22, 0, 0),
         7: datetime(2024, 1, 1, 23, 59, 59, 999999),
         3: datetime(2024, 1, 2, 0, 0, 0),
@@ -365,10 +369,9 @@ def test_reads_one_consistent_snapshot(events, monkeypatch) -> None:
     finally:
         source.close()
         writer.close()
-    first_rows = dict(zip(first.column("id").to_pylist(), first.column("payload").to_pylist()))
-    assert first_rows == {1: "v1", 2: "v2", 3: "v3", 4: "v4", 5: "v5", 6: "v6", 7: "v7"}
-    second_rows = dict(zip(second.column("id").to_pylist(), second.column("payload").to_pylist()))
-    assert second_rows == {1: "v1", 2: "v2", 3: "changed", 5: "v5", 6: "v6", 7: "v7", 100: "new"}
+    assert column_by_id(first, "payload") == {1: "v1", 2: "v2", 3: "v3", 4: "v4", 5: "v5", 6: "v6", 7: "v7"}
+    after = {1: "v1", 2: "v2", 3: "changed", 5: "v5", 6: "v6", 7: "v7", 100: "new"}
+    assert column_by_id(second, "payload") == after
 
 
 def test_session_is_utc_repeatable_read_utf8mb4(events) -> None:
