@@ -44,10 +44,10 @@ manifest: setup ## dbt parse: build dbt_project/target/manifest.json for Cosmos
 demo: setup ## generate demo data, run the DAG for DAYS intervals, print mau_summary
 	bash scripts/demo.sh "$(ENV)" "$(DAYS)" "$(SIZE)" "$(START)"
 
-test: setup ## run the whole test suite (unit, integration, DAG, end to end, browser)
+test: manifest ## run the whole test suite (unit, integration, DAG, end to end, browser)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
-test-fast: setup ## skip the slow end-to-end DAG runs
+test-fast: manifest ## skip the slow end-to-end DAG runs
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
 
 lint: setup ## ruff (lint + format check) and sqlfluff on the dbt models

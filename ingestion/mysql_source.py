@@ -14,31 +14,37 @@ How it reads
   result at a time, the server streams the rest. Memory is bounded by one batch (capped
   by rows *and* bytes) and its conversion, whatever the table size.
 
-Why this design (measured on this project's benchmark machine: a 5,000,000-row ``nps``
-table, 2 cores shared with MariaDB 10.11 over TCP; full figures in the pull request):
+Why this design. Measured on the project's machine (2 cores shared with MariaDB 10.11,
+TCP loopback) on a 5,000,000-row ``nps`` table (int PK, 2 datetime, tinyint, tinyint(1)),
+reading into Arrow and writing Parquet; the client floor ``mariadb --quick -B -e "SELECT
+* FROM nps" > file`` takes 1.8-1.95 s on a quiet machine:
 
-* mysqlclient's default converters build a Python ``datetime``/``int`` per value in
-  Python code: ~20 s, 10x the client floor (``mariadb --quick -B``, ~2 s).
-* connectorx (Rust, Arrow-native) is fast (~2.5 s) but panics on zero dates, has no
-  bind parameters, no transaction control, no ``utf8mb4`` by default (emoji became
-  ``????``) and types every DECIMAL as ``decimal(38, 10)``: rejected.
-* What is fast *and* exact: every column is fetched as raw ``bytes`` (the C fast path of
-  mysqlclient, no Python call per value: ``conv`` maps every MySQL field type to
-  ``bytes``), each small chunk of row tuples becomes one Arrow ``struct<binary, ...>``
-  array (``pa.array(rows, struct)``, transposed in C++), and Arrow's C++ casts turn the
-  text of each column into its exact type: ``decimal128`` from the decimal text (no
-  float ever touches a DECIMAL), ``timestamp[us]``/``date32`` from the datetime text,
-  integers from their digits. Zero dates fail the cast and are nulled (only that batch
-  takes the slower path). Integers as bytes + a cast beat Python ints.
-* Chunks of ~2,000 rows (or ~1 MiB when rows are wide) are markedly cheaper than one
-  100,000-row ``fetchmany``: the row tuples stay in cache and few survive into the older
-  GC generations. Chunks are concatenated into batches of ``batch_rows`` rows (or
-  ``BATCH_BYTES`` bytes, whichever comes first), so Parquet row groups stay large.
-* No reader thread. Fetching in a thread while the consumer converts and writes was
-  measured slower here (3.0-3.7 s vs 2.1-2.8 s): the thread that builds row tuples holds
-  the GIL and mysqlclient drops and retakes it around every ``mysql_fetch_row``, and on
-  two cores the server, the reader and the writer compete. The server already runs
-  ahead of the client by a socket buffer, which is the overlap that pays.
+* mysqlclient ``SSCursor`` with its default converters + ``rows_to_batch``: 20-22 s. A
+  Python ``datetime`` per value, built by a Python function, dominates.
+* connectorx 0.4.6 (Rust, Arrow-native, ``arrow_stream``): 2.2-2.9 s, but it panics on
+  zero dates, takes no bind parameters, gives no control of the transaction, read emoji
+  as ``????`` (not utf8mb4) and types every DECIMAL ``decimal(38, 10)``: rejected.
+* Raw bytes + per-column ``zip(*rows)`` + ``pa.array``: 6-8 s. Raw bytes + one
+  ``pa.array(rows, struct)`` per 100,000-row ``fetchmany``: 3.5-6 s. The same with a
+  reader thread fetching while the main thread converts: 3-9 s, erratic.
+* Chosen: every column fetched as raw ``bytes`` (mysqlclient's C fast path: ``conv``
+  maps every MySQL field type to ``bytes`` and ``use_unicode=False``, so no Python call
+  per value), each chunk of ~2,000 rows (or ~1 MiB when rows are wide) turned into one
+  Arrow ``struct<binary, ...>`` array (transposed in C++), chunks concatenated into
+  batches of ``batch_rows`` rows (or ``BATCH_BYTES``), then Arrow's C++ casts give each
+  column its exact type: ``decimal128`` from the decimal text (no float ever touches a
+  DECIMAL), ``timestamp[us]``/``date32`` from the datetime text, integers from their
+  digits. Zero dates fail the cast and are nulled (only that batch takes the slower
+  path). 2.1-2.4 s to Parquet without dictionary encoding, 2.75-2.8 s with pyarrow's
+  default dictionary encoding of every column (1.1-1.45x the floor), peak RSS 135-140 MB.
+  Small chunks beat big ``fetchmany`` calls (the row tuples stay in cache and few of
+  them reach the older GC generations); integers as bytes + a cast beat Python ints.
+* No reader thread: prefetching whole converted batches in a thread gained ~10% in some
+  runs and lost 50-100% in others. mysqlclient drops and retakes the GIL around every
+  ``mysql_fetch_row``, the thread building row tuples holds it the rest of the time,
+  and a consumer doing Python work between its GIL-free Parquet calls waits for the
+  switch interval each time. The overlap that pays is the server running ahead by a
+  socket buffer, which the sequential loop already gets.
 """
 
 from __future__ import annotations
@@ -189,34 +195,13 @@ class MySQLSource:
             self._discard()
             raise ExtractError(f"table {table.name!r}: query failed: {exc}") from None
 
+        batches = _batches(cursor, table.name, raw_type, converters, schema, batch_rows)
         finished = False
         try:
-            pending: list[pa.StructArray] = []
-            pending_rows = pending_bytes = 0
-            chunk_rows = 1  # probe the row width before taking big chunks
-            while True:
-                try:
-                    rows = cursor.fetchmany(min(chunk_rows, batch_rows - pending_rows))
-                except MySQLdb.Error as exc:
-                    raise ExtractError(f"table {table.name!r}: reading rows failed: {exc}") from None
-                more = bool(rows)
-                if more:
-                    chunk = pa.array(rows, raw_type)
-                    rows = None
-                    pending.append(chunk)
-                    pending_rows += len(chunk)
-                    pending_bytes += chunk.nbytes
-                    chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES * len(chunk) // max(1, chunk.nbytes)))
-                    if pending_rows < batch_rows and pending_bytes < BATCH_BYTES:
-                        continue
-                if pending:
-                    raw = pa.concat_arrays(pending) if len(pending) > 1 else pending[0]
-                    pending, pending_rows, pending_bytes = [], 0, 0
-                    yield _to_batch(raw, converters, schema)
-                if not more:
-                    break
+            yield from batches
             finished = True
         finally:
+            batches.close()
             if finished:
                 try:
                     cursor.close()
@@ -228,6 +213,41 @@ class MySQLSource:
                 # error): the connection cannot run another statement before it is, so it is
                 # dropped rather than drained.
                 self._discard()
+
+
+def _batches(
+    cursor: Any,
+    table: str,
+    raw_type: pa.StructType,
+    converters: list,
+    schema: pa.Schema,
+    batch_rows: int,
+) -> Iterator[pa.RecordBatch]:
+    """Fetch chunks of rows as struct<binary...> arrays; convert them in batches."""
+    pending: list[pa.StructArray] = []
+    pending_rows = pending_bytes = 0
+    chunk_rows = 1  # probe the row width before taking big chunks
+    while True:
+        try:
+            rows = cursor.fetchmany(min(chunk_rows, batch_rows - pending_rows))
+        except MySQLdb.Error as exc:
+            raise ExtractError(f"table {table!r}: reading rows failed: {exc}") from None
+        more = bool(rows)
+        if more:
+            chunk = pa.array(rows, raw_type)
+            rows = None
+            pending.append(chunk)
+            pending_rows += len(chunk)
+            pending_bytes += chunk.nbytes
+            chunk_rows = max(1, min(CHUNK_ROWS, CHUNK_BYTES * len(chunk) // max(1, chunk.nbytes)))
+            if pending_rows < batch_rows and pending_bytes < BATCH_BYTES:
+                continue
+        if pending:
+            raw = pa.concat_arrays(pending) if len(pending) > 1 else pending[0]
+            pending, pending_rows, pending_bytes = [], 0, 0
+            yield _to_batch(raw, converters, schema)
+        if not more:
+            return
 
 
 def _text(value: Any) -> str:

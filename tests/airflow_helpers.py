@@ -31,6 +31,7 @@ def pipeline_env(tmp_path: Path, environment: str, **extra: str) -> dict[str, st
             "SCARF_NO_ANALYTICS": "true",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "DBT_PROFILES_DIR": str(REPO_ROOT),
+            "PIPELINE_TASK_RETRIES": "0",  # a failing task fails the run at once
         }
     )
     env.update(extra)

@@ -489,6 +489,21 @@ def test_source_schema_of_the_table_config_wins(mysql_db, events) -> None:
         source.close()
 
 
+def test_invalid_date_is_a_clear_error_naming_the_column(mysql_db) -> None:
+    mysql_db.execute("SET SESSION sql_mode = 'ALLOW_INVALID_DATES'")
+    mysql_db.execute("CREATE TABLE bad (id int NOT NULL PRIMARY KEY, day date)")
+    mysql_db.execute("INSERT INTO bad VALUES (1, '2024-01-31'), (2, '2024-02-30')")
+    source = MySQLSource(mysql_db.connection)
+    table = full_refresh("bad")
+    try:
+        columns = source.columns(table)
+        with pytest.raises(ExtractError, match=r"column 'day' \(date\): value does not fit date32"):
+            list(source.read(table, columns, WINDOW, 100))
+        assert source.columns(table) == columns  # the source reconnects after the failure
+    finally:
+        source.close()
+
+
 def test_unreachable_server_is_a_clear_error() -> None:
     source = MySQLSource(Connection("pipeline_source", "mysql", host="127.0.0.1", port=1, login="root"))
     with pytest.raises(ExtractError, match=r"cannot connect to MySQL at 127\.0\.0\.1:1"):

@@ -1,0 +1,289 @@
+"""The production path on real services: MariaDB → S3 server → PostgreSQL.
+
+Every expectation is read from MariaDB with plain SQL, or written out literally.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import secrets
+from collections.abc import Iterator
+from datetime import date, datetime, timedelta
+from decimal import Decimal
+
+import psycopg2
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from ingestion import config, generate
+from ingestion.environments import Connection, Environment
+from ingestion.errors import LoadError
+from ingestion.load import load, open_warehouse
+from ingestion.pipeline import environment_stage, open_source, run_extract, run_load, run_table
+from ingestion.window import Window
+from tests.integration.conftest import unavailable
+
+pytestmark = pytest.mark.services
+
+START = date(2026, 10, 30)
+COLUMNS = {
+    "nps": "id, created_at, modified_at, score, deleted",
+    "session_timestamp": "sessionid, ts",
+    "user_session_channel": "userid, sessionid, channel",
+}
+
+
+def day_window(day: int) -> Window:
+    start = datetime.combine(START + timedelta(days=day), datetime.min.time())
+    return Window(start, start + timedelta(days=1))
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> dict:
+    settings = {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": int(os.environ.get("PGPORT", "5432")),
+        "user": os.environ.get("PGUSER", "root"),
+    }
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=5, **settings).close()
+    except psycopg2.Error as exc:
+        unavailable(f"PostgreSQL at {settings['host']}:{settings['port']} unreachable: {exc}")
+    return settings
+
+
+@pytest.fixture
+def pg_warehouse(pg_server: dict) -> Iterator[Connection]:
+    """A uniquely named PostgreSQL database, dropped after the test."""
+    name = f"it_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(dbname="postgres", **pg_server)
+    admin.autocommit = True
+    admin.cursor().execute(f'create database "{name}"')
+    try:
+        yield Connection(
+            "pipeline_warehouse", "postgres", host=pg_server["host"], port=pg_server["port"],
+            login=pg_server["user"], schema=name,
+        )  # fmt: skip
+    finally:
+        admin.cursor().execute(f'drop database if exists "{name}" with (force)')
+        admin.close()
+
+
+@pytest.fixture
+def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
+    return Environment(
+        name="services",
+        source=mysql_db.connection,
+        warehouse=pg_warehouse,
+        stage_uri=f"s3://{s3_bucket}/stage",
+        aws=s3_connection,
+        data_dir=tmp_path,
+    )
+
+
+def warehouse_rows(environment: Environment, sql: str) -> list[tuple]:
+    db = open_warehouse(environment.warehouse).connect()
+    try:
+        cursor = db.cursor()
+        cursor.execute(sql)
+        return cursor.fetchall()
+    finally:
+        db.close()
+
+
+def mysql_rows(mysql_db, sql: str) -> list[tuple]:
+    with mysql_db.admin.cursor() as cursor:
+        cursor.execute(sql)
+        return list(cursor.fetchall())
+
+
+@pytest.fixture
+def demo_source(services: Environment) -> Environment:
+    generate.generate(services.source, generate.DemoSpec(size=200), days=3)
+    return services
+
+
+@pytest.mark.parametrize("table_name", list(COLUMNS))
+def test_three_intervals_land_every_source_row_exactly_once(demo_source, mysql_db, table_name):
+    table = config.get_table(table_name)
+    for day in range(3):
+        run_table(table, day_window(day), demo_source)
+    columns = COLUMNS[table_name]
+    raw = warehouse_rows(demo_source, f"select {columns} from raw_data.{table_name} order by 1, 2")
+    source = mysql_rows(mysql_db, f"select {columns} from {table_name} order by 1, 2")
+    assert sorted(raw) == sorted(source)
+    key = table.primary_key[0]
+    dupes = warehouse_rows(
+        demo_source, f"select {key} from raw_data.{table_name} group by {key} having count(*) > 1"
+    )
+    assert dupes == []
+
+
+@pytest.mark.parametrize("table_name", ["nps", "session_timestamp"])
+def test_rerun_of_a_window_is_a_no_op(demo_source, table_name):
+    table = config.get_table(table_name)
+    run_table(table, day_window(0), demo_source)
+    run_table(table, day_window(1), demo_source)
+    before = warehouse_rows(demo_source, f"select * from raw_data.{table_name} order by 1")
+    extracted, loaded = run_table(table, day_window(1), demo_source)
+    assert extracted.rows > 0 and loaded.rows_inserted == 0
+    assert warehouse_rows(demo_source, f"select * from raw_data.{table_name} order by 1") == before
+
+
+def test_a_row_updated_later_replaces_the_stored_version(services, mysql_db):
+    spec = generate.DemoSpec(size=200)
+    generate.generate(services.source, spec, days=1)
+    nps = config.get_table("nps")
+    run_table(nps, day_window(0), services)
+    generate.generate(services.source, spec, days=1, first_day=1, recreate=False)
+    updated = generate.day_changes(spec, 1).nps_updates
+    assert updated
+    score, deleted, modified_at, row_id = updated[-1]
+    run_table(nps, day_window(1), services)
+    assert warehouse_rows(
+        services, f"select score, deleted, modified_at from raw_data.nps where id = {row_id}"
+    ) == [(score, deleted, modified_at)]
+
+
+def test_stale_files_of_a_failed_attempt_are_not_loaded(demo_source):
+    table = config.get_table("nps")
+    window = day_window(0)
+    stage = environment_stage(demo_source)
+    extracted = run_extract(table, window, demo_source)
+    schema = stage.open_parquet(f"{extracted.manifest_url.rsplit('/', 1)[0]}/part-00000.parquet").schema_arrow
+    bogus = pa.table(
+        {
+            "id": pa.array([990001, 990002], pa.int32()),
+            "created_at": pa.array([datetime(2026, 10, 30, 1)] * 2, pa.timestamp("us")),
+            "modified_at": pa.array([datetime(2026, 10, 30, 1)] * 2, pa.timestamp("us")),
+            "score": pa.array([10, 10], pa.int16()),
+            "deleted": pa.array([0, 0], pa.int16()),
+            "_batch_id": ["failed-attempt"] * 2,
+            "_extracted_at": pa.array([datetime(2026, 10, 31)] * 2, pa.timestamp("us")),
+        },
+        schema=schema,
+    )
+    prefix = extracted.manifest_url.rsplit("/", 2)[0]
+    for url in (
+        f"{prefix}/19990101T000000Z-dead/part-00000.parquet",  # an earlier attempt
+        f"{extracted.manifest_url.rsplit('/', 1)[0]}/part-00099.parquet",
+    ):  # not in the manifest
+        sink = io.BytesIO()
+        pq.write_table(bogus, sink)
+        with stage.open_output(url) as stream:
+            stream.write(sink.getvalue())
+    run_load(table, extracted.manifest_url, window, demo_source)
+    assert warehouse_rows(demo_source, "select count(*) from raw_data.nps where id >= 990001") == [(0,)]
+    assert warehouse_rows(demo_source, "select count(*) from raw_data.nps") == [(extracted.rows,)]
+
+
+@pytest.mark.parametrize("failure", ["before-commit", "audit-insert-fails"])
+def test_a_failure_between_copy_and_commit_leaves_raw_data_unchanged(demo_source, failure):
+    table = config.get_table("nps")
+    run_table(table, day_window(0), demo_source)
+    before = warehouse_rows(demo_source, "select * from raw_data.nps order by id")
+    audit_before = warehouse_rows(demo_source, "select count(*) from raw_data._load_audit")
+    extracted = run_extract(table, day_window(1), demo_source)
+
+    hook = None
+    if failure == "before-commit":
+
+        def hook() -> None:
+            raise RuntimeError("injected failure after the merge")
+    else:
+        db = open_warehouse(demo_source.warehouse).connect()
+        db.cursor().execute(  # existing rows stay valid; the next audit insert fails
+            "alter table raw_data._load_audit add constraint refuse check (rows_staged < 0) not valid"
+        )
+        db.commit()
+        db.close()
+    with pytest.raises(LoadError, match="raw_data.nps"):
+        load(table, extracted.manifest_url, day_window(1), open_warehouse(demo_source.warehouse),
+             environment_stage(demo_source), before_commit=hook)  # fmt: skip
+    assert warehouse_rows(demo_source, "select * from raw_data.nps order by id") == before
+    assert warehouse_rows(demo_source, "select count(*) from raw_data._load_audit") == audit_before
+
+
+TYPE_CASES_DDL = """
+create table type_cases (
+    id int primary key,
+    flag tinyint(1),
+    big bigint unsigned,
+    amount decimal(18, 4),
+    happened_at datetime(6),
+    stamped_at timestamp null,
+    day date,
+    label varchar(16),
+    body longtext
+)
+"""
+
+LONG_TEXT = "é" * 300_000 + "🙂" * 100_000
+
+
+def test_type_cases_round_trip_exactly_into_postgres(services, mysql_db):
+    mysql_db.execute("set session sql_mode = ''")
+    mysql_db.execute("set session time_zone = '+00:00'")
+    mysql_db.execute(TYPE_CASES_DDL)
+    rows = [
+        (1, 0, 0, "0.0000", "2026-10-30 00:00:00.000000", "2026-10-30 00:00:00", "2026-10-30", "", ""),
+        (2, 1, 18446744073709551615, "12345678901234.5678", "2026-10-30 23:59:59.999999",
+         "2038-01-19 03:14:07", "1000-01-01", "🙂 emoji", LONG_TEXT),
+        (3, 2, 1, "-0.0001", "0000-00-00 00:00:00", "0000-00-00 00:00:00", "0000-00-00", "NULL", "x"),
+        (4, None, None, None, None, None, None, None, None),
+    ]  # fmt: skip
+    mysql_db.executemany("insert into type_cases values (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
+    table = config.parse_table({"name": "type_cases", "primary_key": "id", "mode": "full_refresh"}, 0)
+    run_table(table, day_window(0), services)
+
+    loaded = warehouse_rows(services, "select * from raw_data.type_cases order by id")
+    assert [row[:9] for row in loaded] == [
+        (1, 0, Decimal(0), Decimal("0.0000"), datetime(2026, 10, 30), datetime(2026, 10, 30),
+         date(2026, 10, 30), "", ""),
+        (2, 1, Decimal(18446744073709551615), Decimal("12345678901234.5678"),
+         datetime(2026, 10, 30, 23, 59, 59, 999999), datetime(2038, 1, 19, 3, 14, 7), date(1000, 1, 1),
+         "🙂 emoji", LONG_TEXT),
+        (3, 2, Decimal(1), Decimal("-0.0001"), None, None, None, "NULL", "x"),
+        (4, None, None, None, None, None, None, None, None),
+    ]  # fmt: skip
+    types = dict(
+        warehouse_rows(
+            services,
+            "select column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw_data' and table_name = 'type_cases'",
+        )
+    )
+    assert types["flag"] == "smallint"
+    assert types["big"] == "numeric"
+    assert types["label"] == "character varying"
+
+
+def test_source_reads_one_snapshot_while_the_table_changes(services, mysql_db):
+    """Rows committed after the extract started are not half-read."""
+    generate.generate(services.source, generate.DemoSpec(size=50), days=1)
+    table = config.get_table("user_session_channel")
+    source = open_source(services.source)
+    columns = source.columns(table)
+    batches = source.read(table, columns, day_window(0), 10)
+    first = next(batches)
+    writer = mysql_db.connect()
+    writer.cursor().execute("insert into user_session_channel values (1, 'zz-late-session', 'Organic')")
+    writer.close()
+    total = first.num_rows + sum(b.num_rows for b in batches)
+    source.close()
+    assert total == 50
+
+
+def test_manifest_in_s3_is_a_redshift_copy_manifest(demo_source):
+    extracted = run_extract(config.get_table("nps"), day_window(0), demo_source)
+    stage = environment_stage(demo_source)
+    with stage.filesystem.open_input_stream(stage.path(extracted.manifest_url)) as stream:
+        manifest = json.loads(stream.read())
+    assert [set(entry) for entry in manifest["entries"]] == [{"url", "mandatory", "meta"}]
+    entry = manifest["entries"][0]
+    assert entry["url"].startswith("s3://") and entry["mandatory"] is True
+    assert entry["meta"]["record_count"] == extracted.rows
+    assert entry["meta"]["content_length"] == stage.filesystem.get_file_info(stage.path(entry["url"])).size
