@@ -22,6 +22,7 @@ from datetime import date
 
 from ingestion import config, environments, generate, pipeline, report
 from ingestion.errors import PipelineError
+from ingestion.load import init_warehouse
 from ingestion.window import Window
 
 
@@ -68,6 +69,11 @@ def cmd_generate(args: argparse.Namespace) -> None:
     print(f"demo OLTP data in {where}: days {spec.day(args.first_day)} .. {last}, seed {args.seed}")
     for name, count in counts.items():
         print(f"  {name:<22} {count:>9,} rows")
+
+
+def cmd_init_warehouse(args: argparse.Namespace) -> None:
+    """Create the warehouse database of a loopback environment if it is missing."""
+    print(init_warehouse(_environment(args).warehouse))
 
 
 def cmd_env(args: argparse.Namespace) -> None:
@@ -131,6 +137,9 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--append", action="store_true", help="add days to existing tables")
     gen.set_defaults(handler=cmd_generate)
 
+    commands.add_parser(
+        "init-warehouse", help="create the PostgreSQL database (services) if it is missing"
+    ).set_defaults(handler=cmd_init_warehouse)
     commands.add_parser("env", help="print the environment's variables as shell exports").set_defaults(
         handler=cmd_env
     )

@@ -433,6 +433,34 @@ WAREHOUSES: dict[str, type[Warehouse]] = {
 }
 
 
+def init_warehouse(connection: Connection) -> str:
+    """Create the warehouse database when it does not exist (services / embedded)."""
+    dialect = warehouse_dialect(connection)
+    if dialect == "duckdb":
+        from pathlib import Path
+
+        Path(connection.host or "").parent.mkdir(parents=True, exist_ok=True)
+        return f"warehouse: DuckDB file {connection.host}"
+    if dialect == "redshift":
+        raise LoadError("init-warehouse does not create Redshift databases; create it in the console")
+    import psycopg2
+
+    admin = psycopg2.connect(
+        host=connection.host, port=connection.port or 5432, user=connection.login,
+        password=connection.password or None, dbname="postgres",
+    )  # fmt: skip
+    admin.autocommit = True
+    try:
+        cursor = admin.cursor()
+        cursor.execute("select 1 from pg_database where datname = %s", (connection.schema,))
+        if cursor.fetchone():
+            return f"warehouse: PostgreSQL database {connection.schema} exists"
+        cursor.execute(f"create database {quote(connection.schema or '')}")
+        return f"warehouse: created PostgreSQL database {connection.schema}"
+    finally:
+        admin.close()
+
+
 def open_warehouse(connection: Connection) -> Warehouse:
     """The warehouse dialect is the connection's type."""
     return WAREHOUSES[warehouse_dialect(connection)](connection)

@@ -21,7 +21,7 @@ reading into Arrow and writing Parquet; the client floor ``mariadb --quick -B -e
 
 * mysqlclient ``SSCursor`` with its default converters + ``rows_to_batch``: 20-22 s. A
   Python ``datetime`` per value, built by a Python function, dominates.
-* connectorx 0.4.6 (Rust, Arrow-native, ``arrow_stream``): 2.2-2.9 s, but it panics on
+* connectorx 0.4.6 (Rust, Arrow-native, ``arrow_stream``): 1.95-2.9 s, but it panics on
   zero dates, takes no bind parameters, gives no control of the transaction, read emoji
   as ``????`` (not utf8mb4) and types every DECIMAL ``decimal(38, 10)``: rejected.
 * Raw bytes + per-column ``zip(*rows)`` + ``pa.array``: 6-8 s. Raw bytes + one
@@ -69,7 +69,7 @@ from ingestion.window import Window
 CHUNK_ROWS = 2_000
 CHUNK_BYTES = 1 << 20
 # A yielded batch holds at most batch_rows rows and about this many bytes of raw values.
-BATCH_BYTES = 64 << 20
+BATCH_BYTES = 32 << 20
 # Seconds the server waits for the client to take more of the streamed result.
 NET_WRITE_TIMEOUT = 3600
 

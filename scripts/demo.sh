@@ -7,17 +7,21 @@ cd "$(dirname "$0")/.."
 PY="$PWD/.venv/bin/python"
 WITH_ENV=("$PY" -m ingestion --env "$ENV_NAME" exec --)
 export PIPELINE_ENV="$ENV_NAME"
+export PIPELINE_TASK_RETRIES="${PIPELINE_TASK_RETRIES:-0}"  # the demo fails fast
 
 step() { printf '\n==> %s\n' "$*"; }
 
 if [ "$ENV_NAME" = services ]; then
     step "S3 API server on loopback (moto)"
-    "$PY" -m ingestion.s3_server start
-    "${WITH_ENV[@]}" "$PY" -m ingestion.s3_server ensure-stage
+    eval "$("$PY" -m ingestion --env services env)"  # PIPELINE_STAGE_URI and the connections
+    bucket="${PIPELINE_STAGE_URI#s3://}"
+    "$PY" -m ingestion.s3_server start --bucket "${bucket%%/*}"
 fi
 
 step "demo OLTP data: $DAYS days from $START, $SIZE sessions a day"
 "$PY" -m ingestion --env "$ENV_NAME" generate --size "$SIZE" --days "$DAYS" --start "$START"
+
+"$PY" -m ingestion --env "$ENV_NAME" init-warehouse
 
 step "dbt parse (the manifest Cosmos renders the DAG from)"
 (cd dbt_project && "${WITH_ENV[@]}" "$(dirname "$PY")/dbt" parse --quiet)
