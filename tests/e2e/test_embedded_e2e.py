@@ -113,3 +113,54 @@ def test_full_refresh_build_gives_the_same_marts_as_the_incremental_runs(demo):
     before = snapshot(data / "warehouse.duckdb")
     dbt(["build", "--full-refresh"], env)
     assert snapshot(data / "warehouse.duckdb") == before
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def test_dbt_docs_page_shows_mau_summary_in_a_real_browser(demo, tmp_path):
+    """`dbt docs serve`, opened in headless Chromium: the rendered page lists the
+    model's description and columns, which only arrive through the page's own JS."""
+    import shutil
+    import subprocess
+    import time
+    import urllib.request
+
+    browser = shutil.which("chromium") or shutil.which("chromium-browser")
+    if browser is None:
+        pytest.skip("Debian's chromium is not installed (apt-get install chromium)")
+    _, env = demo
+    dbt(["docs", "generate"], env)
+    port = free_port()
+    server = subprocess.Popen(
+        [str(BIN / "python"), "-m", "ingestion", "exec", "--", str(BIN / "dbt"), "docs", "serve",
+         "--port", str(port), "--host", "127.0.0.1", "--no-browser"],
+        cwd=Path(__file__).resolve().parents[2] / "dbt_project", env=env,
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        for _ in range(100):
+            try:
+                urllib.request.urlopen(url, timeout=1).close()  # noqa: S310 - loopback
+                break
+            except OSError:
+                time.sleep(0.2)
+        dom = subprocess.run(
+            [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+             "--disable-component-update", "--disable-sync", "--no-first-run",
+             f"--user-data-dir={tmp_path / 'chromium'}", "--virtual-time-budget=15000",
+             "--dump-dom", f"{url}#!/model/model.analytics.mau_summary"],
+            capture_output=True, text=True, timeout=120,
+        ).stdout  # fmt: skip
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    assert "Monthly active users" in dom  # the model description, from manifest.json
+    for column in ("activity_month", "active_users", "session_count"):
+        assert column in dom
