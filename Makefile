@@ -6,7 +6,7 @@ SHELL := /bin/bash
 ENV ?= embedded
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
-PY := $(VENV)/bin/python
+PY := $(CURDIR)/$(VENV)/bin/python
 DAYS ?= 3
 SIZE ?= 1000
 START ?= 2026-10-30
@@ -54,6 +54,7 @@ lint: setup ## ruff (lint + format check) and sqlfluff on the dbt models
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	cd dbt_project && $(WITH_ENV) $(CURDIR)/$(VENV)/bin/sqlfluff lint models
+	cd dbt_project && $(CURDIR)/$(VENV)/bin/sqlfluff lint --templater jinja --disregard-sqlfluffignores tests
 
 format: setup ## apply ruff format and fixes
 	$(VENV)/bin/ruff format .

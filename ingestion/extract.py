@@ -98,9 +98,7 @@ class PartWriter:
         self._stream = self.stage.open_output(self._url)
         # Dictionary-encode text only: for numbers and timestamps it costs time and bytes.
         text = [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-        self._writer = pq.ParquetWriter(
-            self._stream, self.schema, compression="snappy", use_dictionary=text
-        )
+        self._writer = pq.ParquetWriter(self._stream, self.schema, compression="snappy", use_dictionary=text)
         self._rows = 0
 
     def _close_part(self) -> None:
