@@ -344,6 +344,9 @@ def manifest_batches(manifest: Manifest, stage: Stage) -> Iterator[pa.RecordBatc
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
 
+    default_port = 5432
+    default_sslmode = "prefer"
+
     def connect(self) -> Any:
         import psycopg2
 
@@ -351,11 +354,11 @@ class PostgresWarehouse(Warehouse):
         extra = conn.extra or {}
         return psycopg2.connect(
             host=conn.host,
-            port=conn.port or 5432,
+            port=conn.port or self.default_port,
             user=conn.login,
             password=conn.password or None,
             dbname=conn.schema,
-            sslmode=extra.get("sslmode", "prefer"),
+            sslmode=extra.get("sslmode", self.default_sslmode),
             connect_timeout=int(extra.get("connect_timeout", 30)),
             application_name="pipeline-load",
         )
@@ -379,21 +382,8 @@ class RedshiftWarehouse(PostgresWarehouse):
     """Redshift speaks the PostgreSQL protocol; only the bulk-load differs."""
 
     dialect = "redshift"
-
-    def connect(self) -> Any:
-        import psycopg2
-
-        conn = self.connection
-        extra = conn.extra or {}
-        return psycopg2.connect(
-            host=conn.host,
-            port=conn.port or 5439,
-            user=conn.login,
-            password=conn.password or None,
-            dbname=conn.schema,
-            sslmode=extra.get("sslmode", "require"),
-            connect_timeout=int(extra.get("connect_timeout", 30)),
-        )
+    default_port = 5439
+    default_sslmode = "require"
 
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock {quote(raw_schema)}.{quote(table.name)}")

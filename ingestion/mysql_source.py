@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
 from ingestion.errors import ExtractError
-from ingestion.sources import ZERO_DATE, select_sql, source_schema
+from ingestion.sources import ZERO_DATE, cast_column, select_sql, source_schema
 from ingestion.types import Column, parse_type
 from ingestion.window import Window
 
@@ -261,23 +261,14 @@ def _converter(column: Column):
     if pa.types.is_binary(target):
         return lambda raw: raw
     if pa.types.is_string(target):
-        return lambda raw: _cast(raw, target, column)
+        return lambda raw: cast_column(raw, target, column)
     if base == "bit":
         return lambda raw: pa.array(
             [None if v is None else int.from_bytes(v, "big") for v in raw.to_pylist()], target
         )
     if pa.types.is_timestamp(target) or pa.types.is_date32(target):
         return lambda raw: _temporal(raw.view(pa.string()), target, column)
-    return lambda raw: _cast(raw, target, column)
-
-
-def _cast(values: pa.Array, target: pa.DataType, column: Column) -> pa.Array:
-    try:
-        return values.cast(target)
-    except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ExtractError(
-            f"column {column.name!r} ({column.source_type}): value does not fit {target}: {exc}"
-        ) from None
+    return lambda raw: cast_column(raw, target, column)
 
 
 def _temporal(text: pa.Array, target: pa.DataType, column: Column) -> pa.Array:
@@ -286,7 +277,7 @@ def _temporal(text: pa.Array, target: pa.DataType, column: Column) -> pa.Array:
     except pa.ArrowInvalid:
         pass  # zero dates ('0000-00-00', a zero month or day) become NULL
     zero = pc.fill_null(pc.match_substring_regex(text, ZERO_DATE), False)
-    return _cast(pc.if_else(zero, _NULL_STRING, text), target, column)
+    return cast_column(pc.if_else(zero, _NULL_STRING, text), target, column)
 
 
 def _to_batch(raw: pa.StructArray, converters: list, schema: pa.Schema) -> pa.RecordBatch:

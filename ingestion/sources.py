@@ -69,7 +69,7 @@ def to_arrow(values: Sequence[Any], column: Column) -> pa.Array:
             text = pa.array([v.decode() if isinstance(v, bytes) else v for v in values], pa.string())
             zero = pc.fill_null(pc.match_substring_regex(text, ZERO_DATE), False)
             text = pc.if_else(zero, pa.scalar(None, pa.string()), text)
-            return _cast(text, target, column)
+            return cast_column(text, target, column)
         return pa.array(values, target)
     try:
         return pa.array(values, target)
@@ -78,10 +78,11 @@ def to_arrow(values: Sequence[Any], column: Column) -> pa.Array:
             [None if v is None else (v.decode() if isinstance(v, bytes) else str(v)) for v in values],
             pa.string(),
         )
-        return _cast(text, target, column)
+        return cast_column(text, target, column)
 
 
-def _cast(text: pa.Array, target: pa.DataType, column: Column) -> pa.Array:
+def cast_column(text: pa.Array, target: pa.DataType, column: Column) -> pa.Array:
+    """Arrow's C++ cast of a column's text, with an error naming the column."""
     try:
         return text.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
