@@ -225,6 +225,9 @@ class Warehouse:
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         """Serialise concurrent loads of one table."""
 
+    def lock_ddl(self, cursor: Any) -> None:
+        """Serialise the ``create ... if not exists`` of concurrent first loads."""
+
     def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
         cursor.execute(
             "select column_name from information_schema.columns "
@@ -366,6 +369,9 @@ class PostgresWarehouse(Warehouse):
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock table {quote(raw_schema)}.{quote(table.name)} in exclusive mode")
 
+    def lock_ddl(self, cursor: Any) -> None:
+        cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
+
     def bulk_load(
         self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
     ) -> None:
@@ -387,6 +393,9 @@ class RedshiftWarehouse(PostgresWarehouse):
 
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock {quote(raw_schema)}.{quote(table.name)}")
+
+    def lock_ddl(self, cursor: Any) -> None:
+        """Redshift has no advisory locks; its catalog serialises the creates."""
 
     @property
     def iam_role(self) -> str:
@@ -483,12 +492,18 @@ def load(
 
     db = warehouse.connect()
     try:
-        warehouse.begin(db)
         cursor = warehouse.cursor(db)
         run = warehouse.execute
+        # Empty tables first, in a short transaction of their own (their creation
+        # changes no data), serialised so parallel first loads do not race.
+        warehouse.begin(db)
+        warehouse.lock_ddl(cursor)
         run(cursor, f"create schema if not exists {quote(raw_schema)}")
         run(cursor, create_audit_sql(raw_schema))
         run(cursor, create_target_sql(warehouse.dialect, raw_schema, table, schema))
+        db.commit()
+
+        warehouse.begin(db)
         expected = [*columns, LOADED_AT]
         existing = warehouse.table_columns(cursor, raw_schema, table.name)
         if existing != expected:

@@ -30,7 +30,7 @@ MODELS = (
 @pytest.fixture(scope="module")
 def dagbag():
     os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
-    from airflow.models.dagbag import DagBag
+    from airflow.dag_processing.dagbag import DagBag
 
     started = time.perf_counter()
     bag = DagBag(dag_folder=str(DAG_FILE.parent))

@@ -287,3 +287,15 @@ def test_manifest_in_s3_is_a_redshift_copy_manifest(demo_source):
     assert entry["url"].startswith("s3://") and entry["mandatory"] is True
     assert entry["meta"]["record_count"] == extracted.rows
     assert entry["meta"]["content_length"] == stage.filesystem.get_file_info(stage.path(entry["url"])).size
+
+
+def test_first_loads_of_all_tables_in_parallel_all_succeed(demo_source, mysql_db):
+    """Parallel workers creating raw_data and the audit table at once do not race."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    tables = [config.get_table(name) for name in COLUMNS]
+    with ThreadPoolExecutor(max_workers=len(tables)) as pool:
+        results = list(pool.map(lambda table: run_table(table, day_window(0), demo_source), tables))
+    assert [loaded.table for _, loaded in results] == list(COLUMNS)
+    audit = warehouse_rows(demo_source, "select table_name from raw_data._load_audit order by 1")
+    assert audit == [(name,) for name in sorted(COLUMNS)]
