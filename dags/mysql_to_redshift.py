@@ -20,8 +20,13 @@ from pathlib import Path
 import pendulum
 from airflow.sdk import DAG, Asset, task
 from airflow.timetables.interval import CronDataIntervalTimetable
-from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior
+
+# Cosmos reads this when first imported; the workers have no internet.
+os.environ.setdefault("AIRFLOW__COSMOS__ENABLE_TELEMETRY", "False")
+os.environ.setdefault("DO_NOT_TRACK", "1")
+
+from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig  # noqa: E402
+from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior  # noqa: E402
 
 from ingestion import airflow_tasks
 from ingestion.config import load_tables

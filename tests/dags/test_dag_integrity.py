@@ -121,7 +121,7 @@ def test_manifest_is_current_with_the_dbt_project(tmp_path):
     assert current == fresh, "dbt_project changed since the last `dbt parse`: run `make manifest`"
 
 
-def test_dag_import_time_is_measured(record_property):
+def test_dag_import_time_is_measured(record_property, dagbag):
     """Import time of the DAG file in a fresh interpreter (reported, not asserted)."""
     code = (
         "import time, runpy; t = time.perf_counter(); "
@@ -132,4 +132,9 @@ def test_dag_import_time_is_measured(record_property):
     assert done.returncode == 0, done.stderr[-3000:]
     seconds = float(done.stdout.strip().splitlines()[-1])
     record_property("dag_import_seconds", seconds)
-    print(f"\nDAG file import time in a fresh interpreter: {seconds:.2f}s")
+    parse = sum(stat.duration.total_seconds() for stat in dagbag.dagbag_stats)
+    record_property("dagbag_parse_seconds", parse)
+    print(
+        f"\nDAG file import: {seconds:.2f}s in a fresh interpreter (Airflow's own import included), "
+        f"{parse:.2f}s to parse in a DagBag with Airflow already loaded"
+    )
