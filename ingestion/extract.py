@@ -158,6 +158,15 @@ def extract(
     check_columns(table, columns)
     schema = source_schema(columns)
     schema = schema.append(METADATA_FIELDS[0]).append(METADATA_FIELDS[1])
+    # Recorded for the load: constant metadata columns, and whether the key
+    # is a unique index of the source (then this one snapshot needs no dedupe).
+    schema = schema.with_metadata(
+        {
+            "pipeline.batch_id": batch_id,
+            "pipeline.extracted_at": extracted_at.isoformat(),
+            "pipeline.unique_key": "true" if source.key_is_unique(table) else "false",
+        }
+    )
     prefix = stage.attempt_url(table.name, window.label, batch_id)
     what = (
         f"{table.cursor} in [{window.extract_start(table.lookback)}, {window.end})"

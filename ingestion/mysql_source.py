@@ -61,7 +61,7 @@ import pyarrow.compute as pc
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
 from ingestion.errors import ExtractError
-from ingestion.sources import ZERO_DATE, cast_column, select_sql, source_schema
+from ingestion.sources import ZERO_DATE, cast_column, select_sql, source_schema, unique_key_in
 from ingestion.types import Column, parse_type
 from ingestion.window import Window
 
@@ -175,6 +175,25 @@ class MySQLSource:
                 f"(connection {self.connection.conn_id!r})"
             )
         return [Column(name=_text(name), source_type=_text(kind)) for name, kind in rows]
+
+    def key_is_unique(self, table: TableConfig) -> bool:
+        """True when the configured primary key is the source's primary or a unique key."""
+        db = self._connect()
+        cursor = db.cursor()
+        try:
+            cursor.execute(
+                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0",
+                (self.schema_of(table), table.source_table),
+            )
+            rows = cursor.fetchall()
+            db.rollback()
+        except MySQLdb.Error as exc:
+            self._discard()
+            raise ExtractError(f"table {table.name!r}: cannot read its keys: {exc}") from None
+        finally:
+            cursor.close()
+        return unique_key_in(table, [(_text(index), _text(column)) for index, column in rows])
 
     def read(
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int

@@ -37,7 +37,23 @@ class Source(Protocol):
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
     ) -> Iterator[pa.RecordBatch]: ...
 
+    def key_is_unique(self, table: TableConfig) -> bool: ...
+
     def close(self) -> None: ...
+
+
+def unique_key_in(table: TableConfig, index_columns: Sequence[tuple[str, str]]) -> bool:
+    """Is the configured key exactly the columns of one unique index?
+
+    ``index_columns`` lists (index name, column) pairs of the source's unique
+    indexes. Then one consistent snapshot holds each key once, and the load
+    may skip its dedupe.
+    """
+    indexes: dict[str, set[str]] = {}
+    for index, column in index_columns:
+        indexes.setdefault(index, set()).add(column.lower())
+    wanted = {c.lower() for c in table.primary_key}
+    return any(columns == wanted for columns in indexes.values())
 
 
 def select_sql(
@@ -123,6 +139,16 @@ class SQLiteSource:
         if not rows:
             raise ExtractError(f"table {table.name!r}: source table {table.source_table!r} not found")
         return [Column(name=row[1], source_type=row[2] or "text") for row in rows]
+
+    def key_is_unique(self, table: TableConfig) -> bool:
+        info = self.connection.execute(f'PRAGMA table_info("{table.source_table}")').fetchall()
+        pairs = [("primary", row[1]) for row in info if row[5] > 0]
+        for index in self.connection.execute(f'PRAGMA index_list("{table.source_table}")').fetchall():
+            if index[2]:  # unique
+                pairs += [
+                    (index[1], row[2]) for row in self.connection.execute(f'PRAGMA index_info("{index[1]}")')
+                ]
+        return unique_key_in(table, pairs)
 
     def read(
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int

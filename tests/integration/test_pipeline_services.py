@@ -299,3 +299,34 @@ def test_first_loads_of_all_tables_in_parallel_all_succeed(demo_source, mysql_db
     assert [loaded.table for _, loaded in results] == list(COLUMNS)
     audit = warehouse_rows(demo_source, "select table_name from raw_data._load_audit order by 1")
     assert audit == [(name,) for name in sorted(COLUMNS)]
+
+
+def test_a_key_that_is_not_unique_in_the_source_is_deduplicated_to_the_latest_row(services, mysql_db):
+    mysql_db.execute("create table events (event_key int not null, changed_at datetime not null, v text)")
+    mysql_db.executemany(
+        "insert into events values (%s, %s, %s)",
+        [
+            (1, "2026-10-30 01:00:00", "old"),
+            (1, "2026-10-30 05:00:00", "new"),
+            (2, "2026-10-30 02:00:00", "b"),
+        ],
+    )
+    table = config.parse_table(
+        {"name": "events", "primary_key": "event_key", "mode": "incremental", "cursor": "changed_at"}, 0
+    )
+    source = open_source(services.source)
+    assert source.key_is_unique(table) is False
+    source.close()
+    run_table(table, day_window(0), services)
+    assert warehouse_rows(services, "select event_key, v from raw_data.events order by 1") == [
+        (1, "new"),
+        (2, "b"),
+    ]
+
+
+def test_the_source_primary_key_is_recognised_as_unique(demo_source):
+    source = open_source(demo_source.source)
+    try:
+        assert all(source.key_is_unique(config.get_table(name)) for name in COLUMNS)
+    finally:
+        source.close()
