@@ -274,8 +274,16 @@ def _worker_ours_extract(s: Settings, spec: dict) -> dict:
     connections = pipeline_connections(s)
     table = table_config(s)
     # Light instrumentation (one timer per batch): where the wall time goes.
-    phases = {"write_parquet_s": 0.0, "add_metadata_s": 0.0}
+    phases = {"read_source_s": 0.0, "write_parquet_s": 0.0, "add_metadata_s": 0.0, "close_upload_s": 0.0}
     write, with_metadata = extract_module.PartWriter.write, extract_module.with_metadata
+    close = extract_module.PartWriter.close
+
+    def timed_close(self: Any) -> Any:
+        started = time.perf_counter()
+        try:
+            return close(self)
+        finally:
+            phases["close_upload_s"] += time.perf_counter() - started
 
     def timed_write(self: Any, batch: Any) -> None:
         started = time.perf_counter()
@@ -289,14 +297,30 @@ def _worker_ours_extract(s: Settings, spec: dict) -> dict:
         return result
 
     extract_module.PartWriter.write = timed_write  # type: ignore[method-assign]
+    extract_module.PartWriter.close = timed_close  # type: ignore[method-assign]
     extract_module.with_metadata = timed_metadata  # type: ignore[assignment]
 
     source = MySQLSource(connections["source"])
+    read = source.read
+
+    def timed_read(*a: Any, **k: Any) -> Any:
+        batches = read(*a, **k)
+        while True:
+            started = time.perf_counter()
+            try:
+                batch = next(batches)
+            except StopIteration:
+                return
+            finally:
+                phases["read_source_s"] += time.perf_counter() - started
+            yield batch
+
+    source.read = timed_read  # type: ignore[method-assign]
     stage = open_stage(f"s3://{s.bucket}/ours", connections["aws"])
     with Clock() as clock:
         result = extract_module.extract(table, bench_window(), source, stage)
     source.close()
-    phases["read_source_s"] = clock.wall - phases["write_parquet_s"] - phases["add_metadata_s"]
+    phases["other_s"] = clock.wall - sum(phases.values())  # connect, columns, manifest
     return {
         "wall_s": clock.wall,
         "cpu_s": clock.cpu,
@@ -1009,7 +1033,10 @@ def render(
     for check in checks:
         label, unit = names[check["key"]]
         value = check["value"]
-        shown = "-" if value is None else (f"{value:.2f}{unit}" if unit == "x" else f"{value:.0f}{unit}")
+        digits = 3 if value is not None and round(value, 2) == float(check["bound"].split()[-1]) else 2
+        shown = (
+            "-" if value is None else (f"{value:.{digits}f}{unit}" if unit == "x" else f"{value:.0f}{unit}")
+        )
         lines.append(f"{label:<46} {shown:>9}  {check['bound']:>8}  {check['status']}")
     busiest = max((m.detail.get("other_cpu_cores", 0.0) for m in measurements.values() if m.ok), default=0.0)
     if busiest > 0.2:
