@@ -152,9 +152,9 @@ def _key_match(table: TableConfig, left: str, right: str) -> str:
     return " and ".join(f"{left}.{quote(k)} = {right}.{quote(k)}" for k in table.primary_key)
 
 
-def delete_older_sql(raw_schema: str, table: TableConfig) -> str:
+def delete_older_sql(raw_schema: str, table: TableConfig, latest: str | None = None) -> str:
     target = f"{quote(raw_schema)}.{quote(table.name)}"
-    latest = latest_table(table)
+    latest = latest or latest_table(table)
     cursor = quote(table.cursor or "")
     return (
         f"delete from {target}\nusing {latest}\n"
@@ -167,16 +167,33 @@ def delete_all_sql(raw_schema: str, table: TableConfig) -> str:
     return f"delete from {quote(raw_schema)}.{quote(table.name)}"
 
 
-def insert_new_sql(raw_schema: str, table: TableConfig, columns: Sequence[str]) -> str:
+def insert_new_sql(
+    raw_schema: str, table: TableConfig, columns: Sequence[str], latest: str | None = None
+) -> str:
+    """Insert the keys the target does not hold (after the older versions were deleted)."""
     target = f"{quote(raw_schema)}.{quote(table.name)}"
     insert_list = ", ".join(quote(c) for c in [*columns, LOADED_AT])
     select_list = ", ".join(f"latest.{quote(c)}" for c in columns)
     return (
         f"insert into {target} ({insert_list})\n"
         f"select {select_list}, %(loaded_at)s\n"
-        f"from {latest_table(table)} as latest\n"
+        f"from {latest or latest_table(table)} as latest\n"
         f"left join {target} as target\n    on {_key_match(table, 'target', 'latest')}\n"
         f"where target.{quote(table.primary_key[0])} is null"
+    )
+
+
+def insert_all_sql(
+    raw_schema: str, table: TableConfig, columns: Sequence[str], latest: str | None = None
+) -> str:
+    """Full refresh: the target was emptied in this transaction, insert every row."""
+    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    insert_list = ", ".join(quote(c) for c in [*columns, LOADED_AT])
+    select_list = ", ".join(quote(c) for c in columns)
+    return (
+        f"insert into {target} ({insert_list})\n"
+        f"select {select_list}, %(loaded_at)s\n"
+        f"from {latest or latest_table(table)}"
     )
 
 
@@ -237,8 +254,16 @@ class Warehouse:
         return [row[0] for row in cursor.fetchall()]
 
     def bulk_load(
-        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+        self,
+        cursor: Any,
+        table: TableConfig,
+        manifest: Manifest,
+        stage: Stage,
+        columns: Sequence[str],
+        constants: dict[str, Any],
     ) -> None:
+        """Load the manifest's files into the staging table. ``constants`` are
+        columns whose value is the same in every row of the batch."""
         raise NotImplementedError
 
 
@@ -286,7 +311,13 @@ class DuckDBWarehouse(Warehouse):
         return [row[0] for row in rows]
 
     def bulk_load(
-        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+        self,
+        cursor: Any,
+        table: TableConfig,
+        manifest: Manifest,
+        stage: Stage,
+        columns: Sequence[str],
+        constants: dict[str, Any],
     ) -> None:
         if not stage.is_local:
             raise LoadError("the DuckDB warehouse loads from a local-folder stage only")
@@ -308,6 +339,7 @@ class CsvStream(io.RawIOBase):
     def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
         self.batches = batches
         self.buffer = b""
+        self.offset = 0
         self.options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
     def readable(self) -> bool:
@@ -327,21 +359,24 @@ class CsvStream(io.RawIOBase):
         return sink.getvalue()
 
     def read(self, size: int = -1) -> bytes:
-        while size < 0 or len(self.buffer) < size:
+        """Up to ``size`` bytes of the current batch's CSV; b"" at the end."""
+        while self.offset >= len(self.buffer):
             batch = next(self.batches, None)
             if batch is None:
-                break
-            self.buffer += self._render(batch)
-        if size < 0:
-            size = len(self.buffer)
-        chunk, self.buffer = self.buffer[:size], self.buffer[size:]
+                return b""
+            self.buffer, self.offset = self._render(batch), 0
+        end = len(self.buffer) if size < 0 else self.offset + size
+        chunk = self.buffer[self.offset : end]
+        self.offset += len(chunk)
         return chunk
 
 
-def manifest_batches(manifest: Manifest, stage: Stage) -> Iterator[pa.RecordBatch]:
+def manifest_batches(manifest: Manifest, stage: Stage, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
+    """The manifest's rows, one Parquet row group at a time (bounded memory)."""
     for entry in manifest.entries:
         parquet = stage.open_parquet(entry.url)
-        yield from parquet.iter_batches(batch_size=65_536)
+        for index in range(parquet.num_row_groups):
+            yield from parquet.read_row_group(index, columns=list(columns)).to_batches()
 
 
 class PostgresWarehouse(Warehouse):
@@ -373,10 +408,23 @@ class PostgresWarehouse(Warehouse):
         cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
 
     def bulk_load(
-        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+        self,
+        cursor: Any,
+        table: TableConfig,
+        manifest: Manifest,
+        stage: Stage,
+        columns: Sequence[str],
+        constants: dict[str, Any],
     ) -> None:
+        # Constant columns become defaults of the temporary table: less to send.
+        for column, value in constants.items():
+            cursor.execute(
+                f"alter table {staging_table(table)} alter column {quote(column)} set default %s",
+                (value,),
+            )
+        columns = [c for c in columns if c not in constants]
         column_list = ", ".join(quote(c) for c in columns)
-        stream = CsvStream(manifest_batches(manifest, stage))
+        stream = CsvStream(manifest_batches(manifest, stage, columns))
         cursor.copy_expert(
             f"copy {staging_table(table)} ({column_list}) from stdin with (format csv)",
             stream,
@@ -408,7 +456,13 @@ class RedshiftWarehouse(PostgresWarehouse):
         return role
 
     def bulk_load(
-        self, cursor: Any, table: TableConfig, manifest: Manifest, stage: Stage, columns: Sequence[str]
+        self,
+        cursor: Any,
+        table: TableConfig,
+        manifest: Manifest,
+        stage: Stage,
+        columns: Sequence[str],
+        constants: dict[str, Any],
     ) -> None:
         cursor.execute(copy_sql(table, manifest.url, self.iam_role))
 
@@ -518,7 +572,7 @@ def load(
         warehouse.lock(cursor, raw_schema, table)
 
         run(cursor, create_staging_sql(raw_schema, table, columns))
-        warehouse.bulk_load(cursor, table, manifest, stage, columns)
+        warehouse.bulk_load(cursor, table, manifest, stage, columns, batch_constants(schema))
         staged = int(warehouse.scalar(cursor, f"select count(*) from {staging_table(table)}"))
         if staged != manifest.record_count:
             raise LoadError(
@@ -526,16 +580,22 @@ def load(
                 f"{manifest.record_count:,}; nothing was loaded"
             )
 
-        run(cursor, dedupe_sql(table, columns))
-        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        if key_is_unique(schema):
+            latest = staging_table(table)  # one snapshot of a unique key: nothing to dedupe
+        else:
+            run(cursor, dedupe_sql(table, columns))
+            latest = latest_table(table)
+        loaded_at = {"loaded_at": datetime.now(UTC).replace(tzinfo=None)}
         if table.is_incremental:
-            replaced = run(cursor, delete_older_sql(raw_schema, table))
+            replaced = run(cursor, delete_older_sql(raw_schema, table, latest))
             deleted = 0
+            inserted = run(cursor, insert_new_sql(raw_schema, table, columns, latest), loaded_at)
         else:
             deleted = run(cursor, delete_all_sql(raw_schema, table))
             replaced = 0
-        inserted = run(cursor, insert_new_sql(raw_schema, table, columns), {"loaded_at": loaded_at})
-        run(cursor, f"drop table {latest_table(table)}")
+            inserted = run(cursor, insert_all_sql(raw_schema, table, columns, latest), loaded_at)
+        if latest != staging_table(table):
+            run(cursor, f"drop table {latest}")
         run(cursor, f"drop table {staging_table(table)}")
 
         seconds = round(time.monotonic() - started_clock, 3)
@@ -591,6 +651,31 @@ def load(
         target_name, f"{staged:,}", f"{inserted:,}", f"{replaced:,}", f"{deleted:,}", seconds,
     )  # fmt: skip
     return result
+
+
+def batch_metadata(schema: pa.Schema) -> dict[str, str]:
+    """What the extract recorded about the batch in the Parquet schema."""
+    return {
+        key.decode(): value.decode()
+        for key, value in (schema.metadata or {}).items()
+        if key.startswith(b"pipeline.")
+    }
+
+
+def key_is_unique(schema: pa.Schema) -> bool:
+    """The extract read the key from a unique index in one snapshot."""
+    return batch_metadata(schema).get("pipeline.unique_key") == "true"
+
+
+def batch_constants(schema: pa.Schema) -> dict[str, Any]:
+    """Load-metadata columns whose value the extract wrote into every row."""
+    metadata = batch_metadata(schema)
+    if "pipeline.batch_id" not in metadata or "pipeline.extracted_at" not in metadata:
+        return {}
+    return {
+        "_batch_id": metadata["pipeline.batch_id"],
+        "_extracted_at": datetime.fromisoformat(metadata["pipeline.extracted_at"]),
+    }
 
 
 def batch_id_of(manifest_url: str) -> str:

@@ -353,6 +353,7 @@ def every_statement(table: TableConfig, columns: list[str], schema: pa.Schema) -
         load.dedupe_sql(table, columns),
         load.delete_all_sql("raw_data", table),
         load.insert_new_sql("raw_data", table, columns),
+        load.insert_all_sql("raw_data", table, columns),
         load.insert_audit_sql("raw_data"),
     ]
     if table.is_incremental:
@@ -399,3 +400,33 @@ def test_iam_role_comes_from_the_connection_extra() -> None:
     )
 
     assert warehouse.iam_role == IAM_ROLE
+
+
+def test_full_refresh_insert_takes_every_row_of_the_batch() -> None:
+    assert load.insert_all_sql("raw_data", NPS, NPS_COLUMNS) == (
+        'insert into "raw_data"."nps" ("id", "created_at", "modified_at", "score", "deleted", '
+        '"_batch_id", "_extracted_at", "_loaded_at")\n'
+        'select "id", "created_at", "modified_at", "score", "deleted", "_batch_id", "_extracted_at", '
+        "%(loaded_at)s\n"
+        'from "nps__latest"'
+    )
+
+
+def test_merge_reads_the_staging_table_when_the_key_needs_no_dedupe() -> None:
+    staged = load.staging_table(NPS)
+    assert staged == '"nps__stage"'
+    assert load.delete_older_sql("raw_data", NPS, staged) == (
+        'delete from "raw_data"."nps"\n'
+        'using "nps__stage"\n'
+        'where "raw_data"."nps"."id" = "nps__stage"."id"\n'
+        '    and ("raw_data"."nps"."modified_at" < "nps__stage"."modified_at" '
+        'or "raw_data"."nps"."modified_at" is null)'
+    )
+    assert load.insert_new_sql("raw_data", NPS, ["id"], staged) == (
+        'insert into "raw_data"."nps" ("id", "_loaded_at")\n'
+        'select latest."id", %(loaded_at)s\n'
+        'from "nps__stage" as latest\n'
+        'left join "raw_data"."nps" as target\n'
+        '    on target."id" = latest."id"\n'
+        'where target."id" is null'
+    )
