@@ -212,6 +212,17 @@ def insert_audit_sql(raw_schema: str) -> str:
 # ------------------------------------------------------------------- warehouses
 
 
+@dataclass(frozen=True)
+class StagedBatch:
+    """One extract attempt as the bulk-load sees it. ``constants`` are columns
+    whose value is the same in every row (the load metadata), by column name."""
+
+    manifest: Manifest
+    stage: Stage
+    columns: Sequence[str]
+    constants: dict[str, Any]
+
+
 class Warehouse:
     """A warehouse connection; subclasses differ only in connecting and bulk-loading."""
 
@@ -253,17 +264,8 @@ class Warehouse:
         )
         return [row[0] for row in cursor.fetchall()]
 
-    def bulk_load(
-        self,
-        cursor: Any,
-        table: TableConfig,
-        manifest: Manifest,
-        stage: Stage,
-        columns: Sequence[str],
-        constants: dict[str, Any],
-    ) -> None:
-        """Load the manifest's files into the staging table. ``constants`` are
-        columns whose value is the same in every row of the batch."""
+    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
+        """Load the batch's files (exactly the manifest's) into the staging table."""
         raise NotImplementedError
 
 
@@ -310,19 +312,12 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return [row[0] for row in rows]
 
-    def bulk_load(
-        self,
-        cursor: Any,
-        table: TableConfig,
-        manifest: Manifest,
-        stage: Stage,
-        columns: Sequence[str],
-        constants: dict[str, Any],
-    ) -> None:
-        if not stage.is_local:
+    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
+        if not batch.stage.is_local:
             raise LoadError("the DuckDB warehouse loads from a local-folder stage only")
-        files = ", ".join("'" + stage.path(e.url).replace("'", "''") + "'" for e in manifest.entries)
-        column_list = ", ".join(quote(c) for c in columns)
+        paths = [batch.stage.path(entry.url) for entry in batch.manifest.entries]
+        files = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+        column_list = ", ".join(quote(c) for c in batch.columns)
         cursor.execute(
             f"insert into {staging_table(table)} ({column_list})\n"
             f"select {column_list} from read_parquet([{files}])"
@@ -407,24 +402,16 @@ class PostgresWarehouse(Warehouse):
     def lock_ddl(self, cursor: Any) -> None:
         cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
 
-    def bulk_load(
-        self,
-        cursor: Any,
-        table: TableConfig,
-        manifest: Manifest,
-        stage: Stage,
-        columns: Sequence[str],
-        constants: dict[str, Any],
-    ) -> None:
+    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
         # Constant columns become defaults of the temporary table: less to send.
-        for column, value in constants.items():
+        for column, value in batch.constants.items():
             cursor.execute(
                 f"alter table {staging_table(table)} alter column {quote(column)} set default %s",
                 (value,),
             )
-        columns = [c for c in columns if c not in constants]
+        columns = [c for c in batch.columns if c not in batch.constants]
         column_list = ", ".join(quote(c) for c in columns)
-        stream = CsvStream(manifest_batches(manifest, stage, columns))
+        stream = CsvStream(manifest_batches(batch.manifest, batch.stage, columns))
         cursor.copy_expert(
             f"copy {staging_table(table)} ({column_list}) from stdin with (format csv)",
             stream,
@@ -455,16 +442,8 @@ class RedshiftWarehouse(PostgresWarehouse):
             )
         return role
 
-    def bulk_load(
-        self,
-        cursor: Any,
-        table: TableConfig,
-        manifest: Manifest,
-        stage: Stage,
-        columns: Sequence[str],
-        constants: dict[str, Any],
-    ) -> None:
-        cursor.execute(copy_sql(table, manifest.url, self.iam_role))
+    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
+        cursor.execute(copy_sql(table, batch.manifest.url, self.iam_role))
 
 
 def copy_sql(table: TableConfig, manifest_url: str, iam_role: str) -> str:
@@ -572,7 +551,8 @@ def load(
         warehouse.lock(cursor, raw_schema, table)
 
         run(cursor, create_staging_sql(raw_schema, table, columns))
-        warehouse.bulk_load(cursor, table, manifest, stage, columns, batch_constants(schema))
+        batch = StagedBatch(manifest, stage, columns, batch_constants(schema))
+        warehouse.bulk_load(cursor, table, batch)
         staged = int(warehouse.scalar(cursor, f"select count(*) from {staging_table(table)}"))
         if staged != manifest.record_count:
             raise LoadError(
