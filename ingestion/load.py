@@ -501,6 +501,65 @@ def open_warehouse(connection: Connection) -> Warehouse:
 # ------------------------------------------------------------------------- load
 
 
+def ensure_tables(
+    warehouse: Warehouse, db: Any, cursor: Any, raw_schema: str, table: TableConfig, schema: pa.Schema
+) -> None:
+    """Create the schema, the audit table and the (empty) target table if missing, in a
+    short transaction of their own (creating them changes no data), serialised so that
+    parallel first loads do not race."""
+    warehouse.begin(db)
+    warehouse.lock_ddl(cursor)
+    warehouse.execute(cursor, f"create schema if not exists {quote(raw_schema)}")
+    warehouse.execute(cursor, create_audit_sql(raw_schema))
+    warehouse.execute(cursor, create_target_sql(warehouse.dialect, raw_schema, table, schema))
+    db.commit()
+
+
+def check_target_columns(
+    warehouse: Warehouse, cursor: Any, raw_schema: str, table: TableConfig, expected: list[str]
+) -> None:
+    existing = warehouse.table_columns(cursor, raw_schema, table.name)
+    if existing != expected:
+        missing = [c for c in expected if c not in existing]
+        extra = [c for c in existing if c not in expected]
+        raise LoadError(
+            f"table {raw_schema}.{table.name}: its columns differ from the staged batch "
+            f"(missing in the warehouse: {', '.join(missing) or '-'}; "
+            f"not in the batch: {', '.join(extra) or '-'}; or the order differs). "
+            "Alter the table to match the source, or drop it to reload."
+        )
+
+
+def merge(
+    warehouse: Warehouse,
+    cursor: Any,
+    raw_schema: str,
+    table: TableConfig,
+    columns: list[str],
+    schema: pa.Schema,
+) -> tuple[int, int, int]:
+    """Step 3: staging table → target. Returns rows inserted, replaced, deleted."""
+    run = warehouse.execute
+    if key_is_unique(schema):
+        latest = staging_table(table)  # one snapshot of a unique key: nothing to dedupe
+    else:
+        run(cursor, dedupe_sql(table, columns))
+        latest = latest_table(table)
+    loaded_at = {"loaded_at": datetime.now(UTC).replace(tzinfo=None)}
+    if table.is_incremental:
+        replaced = run(cursor, delete_older_sql(raw_schema, table, latest))
+        inserted = run(cursor, insert_new_sql(raw_schema, table, columns, latest), loaded_at)
+        deleted = 0
+    else:
+        deleted = run(cursor, delete_all_sql(raw_schema, table))
+        inserted = run(cursor, insert_all_sql(raw_schema, table, columns, latest), loaded_at)
+        replaced = 0
+    if latest != staging_table(table):
+        run(cursor, f"drop table {latest}")
+    run(cursor, f"drop table {staging_table(table)}")
+    return inserted, replaced, deleted
+
+
 def load(
     table: TableConfig,
     manifest_url: str,
@@ -527,27 +586,10 @@ def load(
     try:
         cursor = warehouse.cursor(db)
         run = warehouse.execute
-        # Empty tables first, in a short transaction of their own (their creation
-        # changes no data), serialised so parallel first loads do not race.
-        warehouse.begin(db)
-        warehouse.lock_ddl(cursor)
-        run(cursor, f"create schema if not exists {quote(raw_schema)}")
-        run(cursor, create_audit_sql(raw_schema))
-        run(cursor, create_target_sql(warehouse.dialect, raw_schema, table, schema))
-        db.commit()
+        ensure_tables(warehouse, db, cursor, raw_schema, table, schema)
 
         warehouse.begin(db)
-        expected = [*columns, LOADED_AT]
-        existing = warehouse.table_columns(cursor, raw_schema, table.name)
-        if existing != expected:
-            missing = [c for c in expected if c not in existing]
-            extra = [c for c in existing if c not in expected]
-            raise LoadError(
-                f"table {target_name}: its columns differ from the staged batch "
-                f"(missing in the warehouse: {', '.join(missing) or '-'}; "
-                f"not in the batch: {', '.join(extra) or '-'}; or the order differs). "
-                "Alter the table to match the source, or drop it to reload."
-            )
+        check_target_columns(warehouse, cursor, raw_schema, table, [*columns, LOADED_AT])
         warehouse.lock(cursor, raw_schema, table)
 
         run(cursor, create_staging_sql(raw_schema, table, columns))
@@ -560,23 +602,7 @@ def load(
                 f"{manifest.record_count:,}; nothing was loaded"
             )
 
-        if key_is_unique(schema):
-            latest = staging_table(table)  # one snapshot of a unique key: nothing to dedupe
-        else:
-            run(cursor, dedupe_sql(table, columns))
-            latest = latest_table(table)
-        loaded_at = {"loaded_at": datetime.now(UTC).replace(tzinfo=None)}
-        if table.is_incremental:
-            replaced = run(cursor, delete_older_sql(raw_schema, table, latest))
-            deleted = 0
-            inserted = run(cursor, insert_new_sql(raw_schema, table, columns, latest), loaded_at)
-        else:
-            deleted = run(cursor, delete_all_sql(raw_schema, table))
-            replaced = 0
-            inserted = run(cursor, insert_all_sql(raw_schema, table, columns, latest), loaded_at)
-        if latest != staging_table(table):
-            run(cursor, f"drop table {latest}")
-        run(cursor, f"drop table {staging_table(table)}")
+        inserted, replaced, deleted = merge(warehouse, cursor, raw_schema, table, columns, schema)
 
         seconds = round(time.monotonic() - started_clock, 3)
         batch_id = batch_id_of(manifest_url)
