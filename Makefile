@@ -29,7 +29,7 @@ DBT := $(WITH_ENV) $(CURDIR)/$(VENV)/bin/dbt
 .PHONY: help setup demo test test-fast lint format docs manifest bench s3-start s3-stop airflow-ui clean
 
 help: ## list the targets
-	@grep -E '^[a-zA-Z_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
+	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
 	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
