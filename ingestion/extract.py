@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.config import TableConfig
+from ingestion.config import METADATA_COLUMNS, TableConfig
 from ingestion.errors import ConfigError
 from ingestion.sources import Source, source_schema
 from ingestion.stage import Manifest, ManifestEntry, Stage
@@ -71,7 +71,7 @@ def check_columns(table: TableConfig, columns: Sequence[Column]) -> None:
                 f"table {table.name!r}: {key} column(s) {', '.join(missing)} not in source "
                 f"table {table.source_table!r} (columns: {', '.join(sorted(names))})"
             )
-    reserved = names & {f.name for f in METADATA_FIELDS} | names & {"_loaded_at"}
+    reserved = names & set(METADATA_COLUMNS)
     if reserved:
         raise ConfigError(
             f"table {table.name!r}: source columns {', '.join(sorted(reserved))} "

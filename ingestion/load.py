@@ -25,7 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator, Sequence
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -36,7 +36,7 @@ from ingestion.config import TableConfig
 from ingestion.environments import Connection, warehouse_dialect
 from ingestion.errors import LoadError
 from ingestion.stage import Manifest, Stage
-from ingestion.types import warehouse_type
+from ingestion.types import Column, warehouse_type
 from ingestion.window import Window
 
 log = logging.getLogger(__name__)
@@ -71,15 +71,18 @@ class LoadResult:
 # Steps 1, 3 and 4: the same text for every warehouse.
 
 
+BATCH_ID_LENGTH = 64
+
+
 def column_definitions(dialect: str, schema: pa.Schema) -> list[str]:
+    """Warehouse columns of the staged Parquet schema (fields remember their MySQL type)."""
     definitions = []
     for field in schema:
-        metadata = field.metadata or {}
-        source_type = metadata.get(b"source_type", b"").decode().lower()
-        match = re.match(r"\s*(?:var)?char\((\d+)\)", source_type)
-        char_length = int(match.group(1)) if match else None
-        if field.name == "_batch_id":
-            char_length = 64
+        source_type = (field.metadata or {}).get(b"source_type")
+        if source_type:
+            char_length = Column(field.name, source_type.decode()).char_length
+        else:
+            char_length = BATCH_ID_LENGTH if field.name == "_batch_id" else None
         definitions.append(f"{quote(field.name)} {warehouse_type(dialect, field.type, char_length)}")
     return definitions
 
@@ -475,12 +478,7 @@ def init_warehouse(connection: Connection) -> str:
         return f"warehouse: DuckDB file {connection.host}"
     if dialect == "redshift":
         raise LoadError("init-warehouse does not create Redshift databases; create it in the console")
-    import psycopg2
-
-    admin = psycopg2.connect(
-        host=connection.host, port=connection.port or 5432, user=connection.login,
-        password=connection.password or None, dbname="postgres",
-    )  # fmt: skip
+    admin = PostgresWarehouse(replace(connection, schema="postgres")).connect()
     admin.autocommit = True
     try:
         cursor = admin.cursor()

@@ -152,48 +152,47 @@ class MySQLSource:
             )
         return schema
 
-    def columns(self, table: TableConfig) -> list[Column]:
-        schema = self.schema_of(table)
+    def _catalog(self, table: TableConfig, what: str, sql: str, params: tuple) -> list[tuple]:
+        """One information_schema query, with an error naming the table and what was read."""
         db = self._connect()
         cursor = db.cursor()
         try:
-            cursor.execute(
-                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
-                (schema, table.source_table),
-            )
+            cursor.execute(sql, params)
             rows = cursor.fetchall()
             db.rollback()
         except MySQLdb.Error as exc:
             self._discard()
-            raise ExtractError(f"table {table.name!r}: cannot read its columns: {exc}") from None
+            raise ExtractError(f"table {table.name!r}: cannot read its {what}: {exc}") from None
         finally:
             cursor.close()
+        return [tuple(_text(value) for value in row) for row in rows]
+
+    def columns(self, table: TableConfig) -> list[Column]:
+        schema = self.schema_of(table)
+        rows = self._catalog(
+            table,
+            "columns",
+            "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+            (schema, table.source_table),
+        )
         if not rows:
             raise ExtractError(
                 f"table {table.name!r}: source table {schema}.{table.source_table} not found "
                 f"(connection {self.connection.conn_id!r})"
             )
-        return [Column(name=_text(name), source_type=_text(kind)) for name, kind in rows]
+        return [Column(name=name, source_type=kind) for name, kind in rows]
 
     def key_is_unique(self, table: TableConfig) -> bool:
         """True when the configured primary key is the source's primary or a unique key."""
-        db = self._connect()
-        cursor = db.cursor()
-        try:
-            cursor.execute(
-                "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-                "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0",
-                (self.schema_of(table), table.source_table),
-            )
-            rows = cursor.fetchall()
-            db.rollback()
-        except MySQLdb.Error as exc:
-            self._discard()
-            raise ExtractError(f"table {table.name!r}: cannot read its keys: {exc}") from None
-        finally:
-            cursor.close()
-        return unique_key_in(table, [(_text(index), _text(column)) for index, column in rows])
+        rows = self._catalog(
+            table,
+            "keys",
+            "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+            "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0",
+            (self.schema_of(table), table.source_table),
+        )
+        return unique_key_in(table, rows)
 
     def read(
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int

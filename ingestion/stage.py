@@ -123,10 +123,6 @@ class Stage:
         except (FileNotFoundError, OSError) as exc:
             raise LoadError(f"staged file {url} listed in the manifest cannot be read: {exc}") from None
 
-    def exists(self, url: str) -> bool:
-        info = self.filesystem.get_file_info(self.path(url))
-        return info.type != pafs.FileType.NotFound
-
 
 def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
     """pyarrow's S3 filesystem from the AWS connection (keys, region, endpoint_url)."""
