@@ -11,6 +11,7 @@ DAYS ?= 3
 SIZE ?= 1000
 START ?= 2026-10-30
 ROWS ?= 1000000
+REPEAT ?= 3
 
 export UV_PYTHON_DOWNLOADS := never
 export PIPELINE_ENV := $(ENV)
@@ -30,7 +31,7 @@ DBT := $(WITH_ENV) $(CURDIR)/$(VENV)/bin/dbt
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS)"
+	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS) REPEAT=$(REPEAT)"
 
 $(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh "$(PYTHON)" "$(VENV)"
@@ -63,8 +64,8 @@ format: setup ## apply ruff format and fixes
 docs: manifest ## generate and serve the dbt docs on http://127.0.0.1:8080
 	cd dbt_project && $(DBT) docs generate && $(DBT) docs serve --port 8080 --host 127.0.0.1
 
-bench: setup ## benchmark extract/load against SqlToS3Operator and client floors (ROWS=...)
-	$(PY) bench/run.py --rows $(ROWS)
+bench: setup ## benchmark extract/load against SqlToS3Operator and client floors (ROWS=, REPEAT=)
+	$(PY) bench/run.py --rows $(ROWS) --repeat $(REPEAT)
 
 s3-start: setup ## start the loopback S3 API server (services environment)
 	$(PY) -m ingestion.s3_server start

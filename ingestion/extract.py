@@ -13,6 +13,7 @@ import logging
 import secrets
 import time
 from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from datetime import UTC, datetime
 
@@ -96,9 +97,16 @@ class PartWriter:
     def _open(self) -> None:
         self._url = f"{self.prefix}/part-{len(self.entries):05d}.parquet"
         self._stream = self.stage.open_output(self._url)
-        # Dictionary-encode text only: for numbers and timestamps it costs time and bytes.
-        text = [f.name for f in self.schema if pa.types.is_string(f.type) or pa.types.is_binary(f.type)]
-        self._writer = pq.ParquetWriter(self._stream, self.schema, compression="snappy", use_dictionary=text)
+        # Dictionary-encode text and the constant metadata columns only: for numbers
+        # and timestamps it costs time and bytes.
+        dictionary = [
+            f.name
+            for f in self.schema
+            if pa.types.is_string(f.type) or pa.types.is_binary(f.type) or f.name in METADATA_COLUMNS
+        ]
+        self._writer = pq.ParquetWriter(
+            self._stream, self.schema, compression="snappy", use_dictionary=dictionary
+        )
         self._rows = 0
 
     def _close_part(self) -> None:
@@ -178,12 +186,21 @@ def extract(
     writer = PartWriter(stage, prefix, schema, part_bytes)
     rows = 0
     next_report = 1_000_000
-    for batch in source.read(table, columns, window, batch_rows):
-        writer.write(with_metadata(batch, batch_id, extracted_at))
-        rows += batch.num_rows
-        if rows >= next_report:
-            log.info("extract %s: %s rows so far", table.name, f"{rows:,}")
-            next_report += 1_000_000
+    # Parquet encoding and the upload run in a second thread (Arrow's C++ code, without
+    # the GIL) while this one reads the next batch. One batch in flight: bounded memory.
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"extract-{table.name}") as pool:
+        writing: Future | None = None
+        for batch in source.read(table, columns, window, batch_rows):
+            batch = with_metadata(batch, batch_id, extracted_at)
+            if writing is not None:
+                writing.result()
+            writing = pool.submit(writer.write, batch)
+            rows += batch.num_rows
+            if rows >= next_report:
+                log.info("extract %s: %s rows so far", table.name, f"{rows:,}")
+                next_report += 1_000_000
+        if writing is not None:
+            writing.result()
     entries = writer.close()
     manifest = Manifest(url=f"{prefix}/manifest.json", entries=tuple(entries))
     stage.write_manifest(manifest.url, manifest)

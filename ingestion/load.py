@@ -4,8 +4,8 @@ Every warehouse runs the same steps inside one transaction:
 
 1. create a temporary staging table shaped like the staged Parquet files;
 2. bulk-load the manifest's files into it (the only dialect-specific step):
-   DuckDB ``read_parquet``, PostgreSQL ``COPY ... FROM STDIN`` fed from the
-   Parquet files, Redshift ``COPY ... FROM '<manifest>' MANIFEST FORMAT AS PARQUET``;
+   DuckDB ``read_parquet``, PostgreSQL binary ``COPY ... FROM STDIN`` fed from
+   the Parquet files, Redshift ``COPY ... FROM '<manifest>' MANIFEST FORMAT AS PARQUET``;
 3. keep one row per primary key (latest cursor, then latest extract, then the
    row's values, so the choice never depends on file order); then
    ``incremental``: delete the target rows whose cursor is older and insert the
@@ -16,6 +16,14 @@ Every warehouse runs the same steps inside one transaction:
    drop-and-rename: dbt's views on the raw tables depend on them);
 4. write an audit row to ``raw_data._load_audit``;
 5. commit. Any failure rolls back and leaves ``raw_data`` exactly as it was.
+
+Straight into the target: when the batch's key is unique (one snapshot of a
+unique index) and the merge could only insert every row (``full_refresh``,
+after its ``DELETE``, or an empty target), steps 1 and 3 would copy the whole
+batch a second time. A warehouse that can bulk-load into the target with the
+load's constant columns (PostgreSQL, DuckDB) then loads it there directly, in
+the same transaction; the result is the same table. Redshift always stages:
+its ``COPY`` of Parquet cannot fill ``_loaded_at``.
 """
 
 from __future__ import annotations
@@ -30,8 +38,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pyarrow as pa
-import pyarrow.csv as pacsv
 
+from ingestion import pgcopy
 from ingestion.config import TableConfig
 from ingestion.environments import Connection, warehouse_dialect
 from ingestion.errors import LoadError
@@ -217,19 +225,34 @@ def insert_audit_sql(raw_schema: str) -> str:
 
 @dataclass(frozen=True)
 class StagedBatch:
-    """One extract attempt as the bulk-load sees it. ``constants`` are columns
-    whose value is the same in every row (the load metadata), by column name."""
+    """One extract attempt as the bulk-load sees it.
+
+    ``constants`` are columns with one value for every row (the load metadata),
+    by column name: they are sent once, not read from the files per row.
+    """
 
     manifest: Manifest
     stage: Stage
     columns: Sequence[str]
-    constants: dict[str, Any]
+    constants: dict[str, pa.Scalar]
+
+    @property
+    def file_columns(self) -> list[str]:
+        """The columns read from the Parquet files."""
+        return [c for c in self.columns if c not in self.constants]
+
+    @property
+    def target_columns(self) -> list[str]:
+        """Every column the bulk-load fills, in the order it sends them."""
+        return [*self.file_columns, *self.constants]
 
 
 class Warehouse:
     """A warehouse connection; subclasses differ only in connecting and bulk-loading."""
 
     dialect = ""
+    #: Whether ``bulk_load`` can fill the target itself, constant columns included.
+    loads_into_target = False
 
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
@@ -267,13 +290,15 @@ class Warehouse:
         )
         return [row[0] for row in cursor.fetchall()]
 
-    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
-        """Load the batch's files (exactly the manifest's) into the staging table."""
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        """Load the batch's files (exactly the manifest's) into the table ``into``
+        (the staging table, or the target when ``loads_into_target``); return the rows loaded."""
         raise NotImplementedError
 
 
 class DuckDBWarehouse(Warehouse):
     dialect = "duckdb"
+    loads_into_target = True
 
     def connect(self) -> Any:
         import duckdb
@@ -315,58 +340,45 @@ class DuckDBWarehouse(Warehouse):
         ).fetchall()
         return [row[0] for row in rows]
 
-    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
         if not batch.stage.is_local:
             raise LoadError("the DuckDB warehouse loads from a local-folder stage only")
         paths = [batch.stage.path(entry.url) for entry in batch.manifest.entries]
         files = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
-        column_list = ", ".join(quote(c) for c in batch.columns)
+        select_list = [quote(c) for c in batch.file_columns] + ["?"] * len(batch.constants)
         cursor.execute(
-            f"insert into {staging_table(table)} ({column_list})\n"
-            f"select {column_list} from read_parquet([{files}])"
+            f"insert into {into} ({', '.join(quote(c) for c in batch.target_columns)})\n"
+            f"select {', '.join(select_list)} from read_parquet([{files}])",
+            [value.as_py() for value in batch.constants.values()],
         )
+        return int(cursor.fetchone()[0])
 
 
-class CsvStream(io.RawIOBase):
-    """A file-like object that renders Parquet files as CSV for ``COPY FROM STDIN``.
+class BufferStream(io.RawIOBase):
+    """A read-only file over an iterator of buffers (what ``COPY FROM STDIN`` reads).
 
-    Non-null values are quoted and nulls are left empty, so PostgreSQL keeps
-    ``''`` distinct from NULL. One record batch is held at a time.
+    One buffer (one encoded record batch) is held at a time.
     """
 
-    def __init__(self, batches: Iterator[pa.RecordBatch]) -> None:
-        self.batches = batches
-        self.buffer = b""
+    def __init__(self, buffers: Iterator[bytes | pa.Buffer]) -> None:
+        self.buffers = buffers
+        self.buffer = memoryview(b"")
         self.offset = 0
-        self.options = pacsv.WriteOptions(include_header=False, quoting_style="all_valid")
 
     def readable(self) -> bool:
         return True
 
-    def _render(self, batch: pa.RecordBatch) -> bytes:
-        arrays = []
-        for array in batch.columns:
-            if pa.types.is_binary(array.type) or pa.types.is_large_binary(array.type):
-                array = pa.array(
-                    [None if v is None else "\\x" + v.hex() for v in array.to_pylist()], pa.string()
-                )
-            arrays.append(array)
-        batch = pa.RecordBatch.from_arrays(arrays, names=batch.schema.names)
-        sink = io.BytesIO()
-        pacsv.write_csv(batch, sink, self.options)
-        return sink.getvalue()
-
     def read(self, size: int = -1) -> bytes:
-        """Up to ``size`` bytes of the current batch's CSV; b"" at the end."""
+        """Up to ``size`` bytes of the current buffer; b"" at the end."""
         while self.offset >= len(self.buffer):
-            batch = next(self.batches, None)
-            if batch is None:
+            buffer = next(self.buffers, None)
+            if buffer is None:
                 return b""
-            self.buffer, self.offset = self._render(batch), 0
+            self.buffer, self.offset = memoryview(buffer), 0
         end = len(self.buffer) if size < 0 else self.offset + size
         chunk = self.buffer[self.offset : end]
         self.offset += len(chunk)
-        return chunk
+        return chunk.tobytes()
 
 
 def manifest_batches(manifest: Manifest, stage: Stage, columns: Sequence[str]) -> Iterator[pa.RecordBatch]:
@@ -379,6 +391,7 @@ def manifest_batches(manifest: Manifest, stage: Stage, columns: Sequence[str]) -
 
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
+    loads_into_target = True
 
     default_port = 5432
     default_sslmode = "prefer"
@@ -405,27 +418,22 @@ class PostgresWarehouse(Warehouse):
     def lock_ddl(self, cursor: Any) -> None:
         cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
 
-    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
-        # Constant columns become defaults of the temporary table: less to send.
-        for column, value in batch.constants.items():
-            cursor.execute(
-                f"alter table {staging_table(table)} alter column {quote(column)} set default %s",
-                (value,),
-            )
-        columns = [c for c in batch.columns if c not in batch.constants]
-        column_list = ", ".join(quote(c) for c in columns)
-        stream = CsvStream(manifest_batches(batch.manifest, batch.stage, columns))
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        """Binary ``COPY FROM STDIN``: PostgreSQL parses it faster than text (see pgcopy)."""
+        batches = manifest_batches(batch.manifest, batch.stage, batch.file_columns)
+        stream = BufferStream(pgcopy.copy_stream(batches, list(batch.constants.values())))
+        column_list = ", ".join(quote(c) for c in batch.target_columns)
         cursor.copy_expert(
-            f"copy {staging_table(table)} ({column_list}) from stdin with (format csv)",
-            stream,
-            size=1 << 20,
+            f"copy {into} ({column_list}) from stdin with (format binary)", stream, size=1 << 20
         )
+        return cursor.rowcount
 
 
 class RedshiftWarehouse(PostgresWarehouse):
     """Redshift speaks the PostgreSQL protocol; only the bulk-load differs."""
 
     dialect = "redshift"
+    loads_into_target = False  # its COPY of Parquet cannot fill _loaded_at
     default_port = 5439
     default_sslmode = "require"
 
@@ -445,20 +453,17 @@ class RedshiftWarehouse(PostgresWarehouse):
             )
         return role
 
-    def bulk_load(self, cursor: Any, table: TableConfig, batch: StagedBatch) -> None:
-        cursor.execute(copy_sql(table, batch.manifest.url, self.iam_role))
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        """COPY reads the files itself, constant columns included."""
+        cursor.execute(copy_sql(into, batch.manifest.url, self.iam_role))
+        return int(self.scalar(cursor, f"select count(*) from {into}"))
 
 
-def copy_sql(table: TableConfig, manifest_url: str, iam_role: str) -> str:
+def copy_sql(into: str, manifest_url: str, iam_role: str) -> str:
     """Redshift's bulk-load of one attempt: only the files its manifest lists."""
     manifest_url = manifest_url.replace("'", "''")
     iam_role = iam_role.replace("'", "''")
-    return (
-        f"copy {staging_table(table)}\n"
-        f"from '{manifest_url}'\n"
-        f"iam_role '{iam_role}'\n"
-        "manifest\nformat as parquet"
-    )
+    return f"copy {into}\nfrom '{manifest_url}'\niam_role '{iam_role}'\nmanifest\nformat as parquet"
 
 
 WAREHOUSES: dict[str, type[Warehouse]] = {
@@ -535,6 +540,7 @@ def merge(
     table: TableConfig,
     columns: list[str],
     schema: pa.Schema,
+    loaded_at: datetime,
 ) -> tuple[int, int, int]:
     """Step 3: staging table → target. Returns rows inserted, replaced, deleted."""
     run = warehouse.execute
@@ -543,19 +549,32 @@ def merge(
     else:
         run(cursor, dedupe_sql(table, columns))
         latest = latest_table(table)
-    loaded_at = {"loaded_at": datetime.now(UTC).replace(tzinfo=None)}
+    stamp = {"loaded_at": loaded_at}
     if table.is_incremental:
         replaced = run(cursor, delete_older_sql(raw_schema, table, latest))
-        inserted = run(cursor, insert_new_sql(raw_schema, table, columns, latest), loaded_at)
+        inserted = run(cursor, insert_new_sql(raw_schema, table, columns, latest), stamp)
         deleted = 0
     else:
         deleted = run(cursor, delete_all_sql(raw_schema, table))
-        inserted = run(cursor, insert_all_sql(raw_schema, table, columns, latest), loaded_at)
+        inserted = run(cursor, insert_all_sql(raw_schema, table, columns, latest), stamp)
         replaced = 0
     if latest != staging_table(table):
         run(cursor, f"drop table {latest}")
     run(cursor, f"drop table {staging_table(table)}")
     return inserted, replaced, deleted
+
+
+def loads_straight_into_target(
+    warehouse: Warehouse, cursor: Any, raw_schema: str, table: TableConfig, schema: pa.Schema
+) -> bool:
+    """Whether the merge could only insert every row of the batch, so the bulk-load
+    may fill the target itself: a unique key, and a full refresh or an empty target."""
+    if not (warehouse.loads_into_target and key_is_unique(schema)):
+        return False
+    if not table.is_incremental:
+        return True
+    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    return not warehouse.scalar(cursor, f"select exists (select 1 from {target})")
 
 
 def load(
@@ -590,17 +609,24 @@ def load(
         check_target_columns(warehouse, cursor, raw_schema, table, [*columns, LOADED_AT])
         warehouse.lock(cursor, raw_schema, table)
 
-        run(cursor, create_staging_sql(raw_schema, table, columns))
-        batch = StagedBatch(manifest, stage, columns, batch_constants(schema))
-        warehouse.bulk_load(cursor, table, batch)
-        staged = int(warehouse.scalar(cursor, f"select count(*) from {staging_table(table)}"))
-        if staged != manifest.record_count:
-            raise LoadError(
-                f"table {target_name}: staged {staged:,} rows but the manifest lists "
-                f"{manifest.record_count:,}; nothing was loaded"
+        loaded_at = datetime.now(UTC).replace(tzinfo=None)
+        constants = batch_constants(schema)
+        if loads_straight_into_target(warehouse, cursor, raw_schema, table, schema):
+            log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
+            deleted = 0 if table.is_incremental else run(cursor, delete_all_sql(raw_schema, table))
+            constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
+            into = f"{quote(raw_schema)}.{quote(table.name)}"
+            staged = warehouse.bulk_load(cursor, into, StagedBatch(manifest, stage, columns, constants))
+            check_row_count(target_name, staged, manifest)
+            inserted, replaced = staged, 0
+        else:
+            run(cursor, create_staging_sql(raw_schema, table, columns))
+            batch = StagedBatch(manifest, stage, columns, constants)
+            staged = warehouse.bulk_load(cursor, staging_table(table), batch)
+            check_row_count(target_name, staged, manifest)
+            inserted, replaced, deleted = merge(
+                warehouse, cursor, raw_schema, table, columns, schema, loaded_at
             )
-
-        inserted, replaced, deleted = merge(warehouse, cursor, raw_schema, table, columns, schema)
 
         seconds = round(time.monotonic() - started_clock, 3)
         batch_id = batch_id_of(manifest_url)
@@ -657,6 +683,14 @@ def load(
     return result
 
 
+def check_row_count(target_name: str, loaded: int, manifest: Manifest) -> None:
+    if loaded != manifest.record_count:
+        raise LoadError(
+            f"table {target_name}: bulk-loaded {loaded:,} rows but the manifest lists "
+            f"{manifest.record_count:,}; nothing was loaded"
+        )
+
+
 def batch_metadata(schema: pa.Schema) -> dict[str, str]:
     """What the extract recorded about the batch in the Parquet schema."""
     return {
@@ -671,14 +705,16 @@ def key_is_unique(schema: pa.Schema) -> bool:
     return batch_metadata(schema).get("pipeline.unique_key") == "true"
 
 
-def batch_constants(schema: pa.Schema) -> dict[str, Any]:
+def batch_constants(schema: pa.Schema) -> dict[str, pa.Scalar]:
     """Load-metadata columns whose value the extract wrote into every row."""
     metadata = batch_metadata(schema)
     if "pipeline.batch_id" not in metadata or "pipeline.extracted_at" not in metadata:
         return {}
     return {
-        "_batch_id": metadata["pipeline.batch_id"],
-        "_extracted_at": datetime.fromisoformat(metadata["pipeline.extracted_at"]),
+        "_batch_id": pa.scalar(metadata["pipeline.batch_id"], pa.string()),
+        "_extracted_at": pa.scalar(
+            datetime.fromisoformat(metadata["pipeline.extracted_at"]), pa.timestamp("us")
+        ),
     }
 
 

@@ -10,16 +10,21 @@ multipart and streamed, so memory stays bounded).
 
 from __future__ import annotations
 
+import io
 import json
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
 from ingestion.environments import Connection
 from ingestion.errors import ConfigError, LoadError
+
+READ_WINDOW_BYTES = 16 * 1024 * 1024  # ~1/8 of a part (DEFAULT_PART_BYTES)
 
 
 @dataclass(frozen=True)
@@ -119,9 +124,62 @@ class Stage:
 
     def open_parquet(self, url: str) -> pq.ParquetFile:
         try:
-            return pq.ParquetFile(self.filesystem.open_input_file(self.path(url)))
+            source = self.filesystem.open_input_file(self.path(url))
+            return pq.ParquetFile(source if self.is_local else ReadAheadFile(source))
         except (FileNotFoundError, OSError) as exc:
             raise LoadError(f"staged file {url} listed in the manifest cannot be read: {exc}") from None
+
+
+class ReadAheadFile(io.RawIOBase):
+    """A remote file read in windows of ``window`` bytes, one request each.
+
+    Reading a Parquet part row group by row group asks for each row group's
+    byte range: one S3 request per row group, each paying the request's
+    latency (and, on the loopback S3 server, a copy of the whole object).
+    The reads move forward through the file, so one window serves many of
+    them: a 128 MB part takes 8 requests instead of one per row group.
+    Memory: one window (reads return views of it, not copies).
+    """
+
+    def __init__(self, source: pa.NativeFile, window: int = READ_WINDOW_BYTES) -> None:
+        self.source = source
+        self.window = window
+        self.size = source.size()
+        self.position = 0
+        self.buffer = memoryview(b"")
+        self.buffer_start = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        base = {io.SEEK_SET: 0, io.SEEK_CUR: self.position, io.SEEK_END: self.size}[whence]
+        self.position = base + offset
+        return self.position
+
+    def read(self, size: int = -1) -> memoryview:
+        end = self.size if size < 0 else min(self.position + size, self.size)
+        if end <= self.position:
+            return memoryview(b"")
+        buffer_end = self.buffer_start + len(self.buffer)
+        if not (self.buffer_start <= self.position and end <= buffer_end):
+            length = min(max(end - self.position, self.window), self.size - self.position)
+            self.buffer = memoryview(self.source.read_at(length, self.position))
+            self.buffer_start = self.position
+        chunk = self.buffer[self.position - self.buffer_start : end - self.buffer_start]
+        self.position = end
+        return chunk
+
+    def close(self) -> None:
+        self.source.close()
+        self.buffer = memoryview(b"")
+        super().close()
 
 
 def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
@@ -143,6 +201,11 @@ def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
             options["scheme"] = scheme
         if extra.get("role_arn"):
             options["role_arn"] = extra["role_arn"]
+        checksums = (extra.get("config_kwargs") or {}).get("request_checksum_calculation")
+        if checksums:
+            # pyarrow's S3 client (the AWS SDK for C++) reads this setting from the
+            # environment only, when the filesystem is created.
+            os.environ["AWS_REQUEST_CHECKSUM_CALCULATION"] = checksums
     return pafs.S3FileSystem(**options)
 
 

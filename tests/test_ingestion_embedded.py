@@ -341,6 +341,19 @@ def test_out_of_order_backfill_gives_the_same_rows_as_in_order(embedded: Environ
         assert results[(2, 1, 0)][table] == source_rows(embedded, table)
 
 
+def test_a_failing_part_write_fails_the_extract_and_leaves_no_manifest(
+    source: Environment, tables: dict
+) -> None:
+    stage_root = Path(source.stage_uri)
+    stage_root.mkdir(parents=True, exist_ok=True)
+    (stage_root / "nps").write_text("a file where the table's folder must go")
+
+    with pytest.raises(OSError):
+        pipeline.run_extract(tables["nps"], interval(0), source)
+
+    assert not list(stage_root.rglob("manifest.json"))
+
+
 # ------------------------------------------------------------------ stale attempts
 
 
@@ -378,7 +391,8 @@ def break_audit_table(env: Environment) -> None:
     """An audit table without most columns: the audit insert, after the merge, fails."""
     db = duckdb.connect(env.warehouse.host)
     try:
-        db.execute("drop table raw_data._load_audit")
+        db.execute("create schema if not exists raw_data")
+        db.execute("drop table if exists raw_data._load_audit")
         db.execute("create table raw_data._load_audit (table_name varchar(128), note varchar)")
         db.execute("insert into raw_data._load_audit values ('nps', 'kept')")
     finally:
@@ -386,10 +400,16 @@ def break_audit_table(env: Environment) -> None:
 
 
 FAILURES = ["before-commit-hook", "audit-insert-fails"]
+# How the failing load reaches the table: (table, whether interval 0 was loaded before).
+LOAD_PATHS = {
+    "merge-into-rows": ("nps", True),  # an incremental batch into a table with rows
+    "straight-full-refresh": ("user_session_channel", True),  # DELETE, then into the table
+    "straight-first-load": ("nps", False),  # an empty table: straight into it
+}
 
 
-def failed_load(env: Environment, tables: dict, failure: str) -> None:
-    extracted = pipeline.run_extract(tables["nps"], interval(1), env)
+def failed_load(env: Environment, tables: dict, failure: str, table: str = "nps") -> None:
+    extracted = pipeline.run_extract(tables[table], interval(1), env)
     before_commit = None
     if failure == "before-commit-hook":
         before_commit = raise_before_commit
@@ -397,7 +417,7 @@ def failed_load(env: Environment, tables: dict, failure: str) -> None:
         break_audit_table(env)
     warehouse = load.open_warehouse(env.warehouse)
     load.load(
-        tables["nps"], extracted.manifest_url, interval(1), warehouse,
+        tables[table], extracted.manifest_url, interval(1), warehouse,
         pipeline.environment_stage(env), before_commit=before_commit,
     )  # fmt: skip
 
@@ -415,27 +435,66 @@ def test_failure_between_bulk_load_and_commit_raises_load_error_naming_the_table
     assert "nothing changed" in str(raised.value)
 
 
+@pytest.mark.parametrize("path", list(LOAD_PATHS))
 @pytest.mark.parametrize("failure", FAILURES)
 def test_failure_between_bulk_load_and_commit_leaves_raw_data_as_it_was(
-    source: Environment, tables: dict, failure: str
+    source: Environment, tables: dict, failure: str, path: str, caplog: pytest.LogCaptureFixture
 ) -> None:
-    run(source, tables, "nps", 0)
-    before = raw_rows(source, "nps")
-    assert business(before) == window_rows(source, "nps", interval(0))
+    table, loaded_before = LOAD_PATHS[path]
+    if loaded_before:
+        run(source, tables, table, 0)
+        before = raw_rows(source, table)
+        assert before, "interval 0 must have loaded rows"
+    else:
+        before = []
     assert window_rows(source, "nps", interval(1)), "interval 1 must have rows to load"
     if failure == "audit-insert-fails":
         expected_audit = [{"table_name": "nps", "note": "kept"}]  # what break_audit_table leaves
-    else:
+    elif loaded_before:
         expected_audit = query(source, "select * from raw_data._load_audit")
         assert [(row["table_name"], row["window_start"]) for row in expected_audit] == [
-            ("nps", interval(0).start)
+            (table, interval(0).start)
         ]
+    else:
+        expected_audit = []
 
-    with pytest.raises(LoadError):
-        failed_load(source, tables, failure)
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ingestion.load"), pytest.raises(LoadError):
+        failed_load(source, tables, failure, table)
 
-    assert raw_rows(source, "nps") == before
+    straight = "bulk-loading into the table" in caplog.text
+    assert straight == path.startswith("straight"), caplog.text
+    assert raw_rows(source, table) == before
     assert query(source, "select * from raw_data._load_audit") == expected_audit
+
+
+@pytest.mark.parametrize("table", list(KEYS))
+def test_a_load_straight_into_the_table_equals_the_load_through_staging(
+    source: Environment, tables: dict, table: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    extracted = pipeline.run_extract(tables[table], interval(0), source)
+    stage = pipeline.environment_stage(source)
+    straight = load.open_warehouse(source.warehouse)
+    staged = load.open_warehouse(source.warehouse)
+    staged.loads_into_target = False  # the path of every Redshift load
+
+    caplog.clear()
+    with caplog.at_level("INFO", logger="ingestion.load"):
+        load.load(tables[table], extracted.manifest_url, interval(0), straight, stage, raw_schema="raw_a")
+        assert "bulk-loading into the table" in caplog.text
+        caplog.clear()
+        load.load(tables[table], extracted.manifest_url, interval(0), staged, stage, raw_schema="raw_b")
+        assert "bulk-loading into the table" not in caplog.text
+
+    rows_a = sort_by_key(table, query(source, f'select * exclude (_loaded_at) from raw_a."{table}"'))
+    rows_b = sort_by_key(table, query(source, f'select * exclude (_loaded_at) from raw_b."{table}"'))
+    assert rows_a == rows_b
+    assert len(rows_a) == extracted.rows > 0
+    for schema in ("raw_a", "raw_b"):  # one _loaded_at per load, in every row
+        stamps = query(
+            source, f'select count(distinct _loaded_at) as n, count(*) as rows from {schema}."{table}"'
+        )
+        assert stamps == [{"n": 1, "rows": extracted.rows}]
 
 
 # ------------------------------------------------------------------ full refresh

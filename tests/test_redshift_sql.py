@@ -109,7 +109,7 @@ IAM_ROLE = "arn:aws:iam::123456789012:role/redshift-stage-reader"
 def test_copy_reads_only_the_manifest_into_the_staging_table(
     table: TableConfig, manifest_url: str, iam_role: str, expected: str
 ) -> None:
-    assert load.copy_sql(table, manifest_url, iam_role) == expected
+    assert load.copy_sql(load.staging_table(table), manifest_url, iam_role) == expected
 
 
 @pytest.mark.parametrize(
@@ -349,7 +349,7 @@ def every_statement(table: TableConfig, columns: list[str], schema: pa.Schema) -
         load.create_audit_sql("raw_data"),
         load.create_target_sql("redshift", "raw_data", table, schema),
         load.create_staging_sql("raw_data", table, columns),
-        load.copy_sql(table, MANIFEST_URL, IAM_ROLE),
+        load.copy_sql(load.staging_table(table), MANIFEST_URL, IAM_ROLE),
         load.dedupe_sql(table, columns),
         load.delete_all_sql("raw_data", table),
         load.insert_new_sql("raw_data", table, columns),
@@ -430,3 +430,14 @@ def test_merge_reads_the_staging_table_when_the_key_needs_no_dedupe() -> None:
         '    on target."id" = latest."id"\n'
         'where target."id" is null'
     )
+
+
+@pytest.mark.parametrize("table", [NPS, CHANNELS], ids=["incremental", "full-refresh"])
+def test_redshift_always_merges_through_the_staging_table(table: TableConfig) -> None:
+    """Its Parquet COPY cannot fill _loaded_at: never straight into the target, and no query asks."""
+    warehouse = load.RedshiftWarehouse(
+        Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE})
+    )
+    unique = NPS_SCHEMA.with_metadata({"pipeline.unique_key": "true"})
+
+    assert load.loads_straight_into_target(warehouse, None, "raw_data", table, unique) is False

@@ -1,8 +1,11 @@
-"""Fixtures of the integration tests: a throwaway MariaDB database and the loopback S3 server.
+"""Fixtures of the integration tests: throwaway MariaDB and PostgreSQL databases and the
+loopback S3 server.
 
 MariaDB is found through ``MYSQL_HOST``/``MYSQL_PORT``/``MYSQL_USER``/``MYSQL_PASSWORD``
-(default ``127.0.0.1:3306``, ``root``, no password). When it (or the S3 server) cannot be
-reached the tests are skipped on a laptop but fail when ``CI=true``: CI must run them.
+(default ``127.0.0.1:3306``, ``root``, no password), PostgreSQL through ``PGHOST``/
+``PGPORT``/``PGUSER`` (default ``127.0.0.1:5432``, ``root``). When one of them (or the S3
+server) cannot be reached the tests are skipped on a laptop but fail when ``CI=true``: CI
+must run them.
 """
 
 from __future__ import annotations
@@ -13,9 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
 
+import psycopg2
 import pytest
 
-from ingestion.environments import Connection
+from ingestion.environments import Connection, loopback_s3_connection
 
 
 def unavailable(reason: str) -> None:
@@ -132,10 +136,35 @@ def s3_bucket(s3_endpoint: str) -> str:
 @pytest.fixture
 def s3_connection(s3_endpoint: str) -> Connection:
     """The pipeline's AWS connection to the S3 server."""
-    return Connection(
-        "pipeline_aws",
-        "aws",
-        login="testing",
-        password="testing",
-        extra={"endpoint_url": s3_endpoint, "region_name": "us-east-1"},
-    )
+    return loopback_s3_connection(s3_endpoint)
+
+
+@pytest.fixture(scope="session")
+def pg_server() -> dict:
+    settings = {
+        "host": os.environ.get("PGHOST", "127.0.0.1"),
+        "port": int(os.environ.get("PGPORT", "5432")),
+        "user": os.environ.get("PGUSER", "root"),
+    }
+    try:
+        psycopg2.connect(dbname="postgres", connect_timeout=5, **settings).close()
+    except psycopg2.Error as exc:
+        unavailable(f"PostgreSQL at {settings['host']}:{settings['port']} unreachable: {exc}")
+    return settings
+
+
+@pytest.fixture
+def pg_warehouse(pg_server: dict) -> Iterator[Connection]:
+    """A uniquely named PostgreSQL database, dropped after the test."""
+    name = f"it_{os.getpid()}_{secrets.token_hex(4)}"
+    admin = psycopg2.connect(dbname="postgres", **pg_server)
+    admin.autocommit = True
+    admin.cursor().execute(f'create database "{name}"')
+    try:
+        yield Connection(
+            "pipeline_warehouse", "postgres", host=pg_server["host"], port=pg_server["port"],
+            login=pg_server["user"], schema=name,
+        )  # fmt: skip
+    finally:
+        admin.cursor().execute(f'drop database if exists "{name}" with (force)')
+        admin.close()

@@ -7,24 +7,20 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import secrets
-from collections.abc import Iterator
+import logging
 from datetime import date, datetime, timedelta
 from decimal import Decimal
 
-import psycopg2
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ingestion import config, generate
-from ingestion.environments import Connection, Environment
+from ingestion.environments import Environment
 from ingestion.errors import LoadError
 from ingestion.load import load, open_warehouse
 from ingestion.pipeline import environment_stage, open_source, run_extract, run_load, run_table
 from ingestion.window import Window
-from tests.integration.conftest import unavailable
 
 pytestmark = pytest.mark.services
 
@@ -39,37 +35,6 @@ COLUMNS = {
 def day_window(day: int) -> Window:
     start = datetime.combine(START + timedelta(days=day), datetime.min.time())
     return Window(start, start + timedelta(days=1))
-
-
-@pytest.fixture(scope="session")
-def pg_server() -> dict:
-    settings = {
-        "host": os.environ.get("PGHOST", "127.0.0.1"),
-        "port": int(os.environ.get("PGPORT", "5432")),
-        "user": os.environ.get("PGUSER", "root"),
-    }
-    try:
-        psycopg2.connect(dbname="postgres", connect_timeout=5, **settings).close()
-    except psycopg2.Error as exc:
-        unavailable(f"PostgreSQL at {settings['host']}:{settings['port']} unreachable: {exc}")
-    return settings
-
-
-@pytest.fixture
-def pg_warehouse(pg_server: dict) -> Iterator[Connection]:
-    """A uniquely named PostgreSQL database, dropped after the test."""
-    name = f"it_{os.getpid()}_{secrets.token_hex(4)}"
-    admin = psycopg2.connect(dbname="postgres", **pg_server)
-    admin.autocommit = True
-    admin.cursor().execute(f'create database "{name}"')
-    try:
-        yield Connection(
-            "pipeline_warehouse", "postgres", host=pg_server["host"], port=pg_server["port"],
-            login=pg_server["user"], schema=name,
-        )  # fmt: skip
-    finally:
-        admin.cursor().execute(f'drop database if exists "{name}" with (force)')
-        admin.close()
 
 
 @pytest.fixture
@@ -180,11 +145,20 @@ def test_stale_files_of_a_failed_attempt_are_not_loaded(demo_source):
     assert warehouse_rows(demo_source, "select count(*) from raw_data.nps") == [(extracted.rows,)]
 
 
+@pytest.mark.parametrize(
+    "table_name",
+    [
+        pytest.param("nps", id="merge-into-rows"),  # an incremental batch into a table with rows
+        pytest.param("user_session_channel", id="straight-full-refresh"),  # DELETE, COPY into it
+    ],
+)
 @pytest.mark.parametrize("failure", ["before-commit", "audit-insert-fails"])
-def test_a_failure_between_copy_and_commit_leaves_raw_data_unchanged(demo_source, failure):
-    table = config.get_table("nps")
+def test_a_failure_between_copy_and_commit_leaves_raw_data_unchanged(demo_source, failure, table_name):
+    table = config.get_table(table_name)
     run_table(table, day_window(0), demo_source)
-    before = warehouse_rows(demo_source, "select * from raw_data.nps order by id")
+    everything = f"select * from raw_data.{table_name} order by 1, 2"
+    before = warehouse_rows(demo_source, everything)
+    assert before
     audit_before = warehouse_rows(demo_source, "select count(*) from raw_data._load_audit")
     extracted = run_extract(table, day_window(1), demo_source)
 
@@ -200,11 +174,49 @@ def test_a_failure_between_copy_and_commit_leaves_raw_data_unchanged(demo_source
         )
         db.commit()
         db.close()
-    with pytest.raises(LoadError, match="raw_data.nps"):
+    with pytest.raises(LoadError, match=f"raw_data.{table_name}"):
         load(table, extracted.manifest_url, day_window(1), open_warehouse(demo_source.warehouse),
              environment_stage(demo_source), before_commit=hook)  # fmt: skip
-    assert warehouse_rows(demo_source, "select * from raw_data.nps order by id") == before
+    assert warehouse_rows(demo_source, everything) == before
     assert warehouse_rows(demo_source, "select count(*) from raw_data._load_audit") == audit_before
+
+
+@pytest.mark.parametrize("table_name", list(COLUMNS))
+def test_a_load_straight_into_the_table_equals_the_load_through_staging(demo_source, table_name, caplog):
+    """PostgreSQL's two paths (Redshift always stages) give the same rows."""
+    table = config.get_table(table_name)
+    extracted = run_extract(table, day_window(0), demo_source)
+    stage = environment_stage(demo_source)
+    straight = open_warehouse(demo_source.warehouse)
+    staged = open_warehouse(demo_source.warehouse)
+    staged.loads_into_target = False
+
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ingestion.load"):
+        load(table, extracted.manifest_url, day_window(0), straight, stage, raw_schema="raw_a")
+        assert "bulk-loading into the table" in caplog.text
+        caplog.clear()
+        load(table, extracted.manifest_url, day_window(0), staged, stage, raw_schema="raw_b")
+        assert "bulk-loading into the table" not in caplog.text
+
+    columns = f"{COLUMNS[table_name]}, _batch_id, _extracted_at"
+    rows_a = warehouse_rows(demo_source, f"select {columns} from raw_a.{table_name} order by 1, 2")
+    rows_b = warehouse_rows(demo_source, f"select {columns} from raw_b.{table_name} order by 1, 2")
+    assert rows_a == rows_b
+    assert len(rows_a) == extracted.rows > 0
+    for schema in ("raw_a", "raw_b"):  # one _loaded_at per load, in every row
+        stamps = f"select count(distinct _loaded_at), count(*) from {schema}.{table_name}"
+        assert warehouse_rows(demo_source, stamps) == [(1, extracted.rows)]
+
+
+def test_an_incremental_batch_into_a_table_with_rows_is_merged_through_staging(demo_source, caplog):
+    table = config.get_table("nps")
+    run_table(table, day_window(0), demo_source)
+    caplog.clear()
+    with caplog.at_level(logging.INFO, logger="ingestion.load"):
+        _, loaded = run_table(table, day_window(1), demo_source)
+    assert "bulk-loading into the table" not in caplog.text
+    assert loaded.rows_staged > 0
 
 
 TYPE_CASES_DDL = """
@@ -224,7 +236,8 @@ create table type_cases (
 LONG_TEXT = "é" * 300_000 + "🙂" * 100_000
 
 
-def test_type_cases_round_trip_exactly_into_postgres(services, mysql_db):
+@pytest.mark.parametrize("straight", [True, False], ids=["straight-into-table", "through-staging"])
+def test_type_cases_round_trip_exactly_into_postgres(services, mysql_db, straight):
     mysql_db.execute("set session sql_mode = ''")
     mysql_db.execute("set session time_zone = '+00:00'")
     mysql_db.execute(TYPE_CASES_DDL)
@@ -237,7 +250,10 @@ def test_type_cases_round_trip_exactly_into_postgres(services, mysql_db):
     ]  # fmt: skip
     mysql_db.executemany("insert into type_cases values (%s, %s, %s, %s, %s, %s, %s, %s, %s)", rows)
     table = config.parse_table({"name": "type_cases", "primary_key": "id", "mode": "full_refresh"}, 0)
-    run_table(table, day_window(0), services)
+    extracted = run_extract(table, day_window(0), services)
+    warehouse = open_warehouse(services.warehouse)
+    warehouse.loads_into_target = straight
+    load(table, extracted.manifest_url, day_window(0), warehouse, environment_stage(services))
 
     loaded = warehouse_rows(services, "select * from raw_data.type_cases order by id")
     assert [row[:9] for row in loaded] == [
