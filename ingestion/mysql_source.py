@@ -44,7 +44,9 @@ reading into Arrow and writing Parquet; the client floor ``mariadb --quick -B -e
   ``mysql_fetch_row``, the thread building row tuples holds it the rest of the time,
   and a consumer doing Python work between its GIL-free Parquet calls waits for the
   switch interval each time. The overlap that pays is the server running ahead by a
-  socket buffer, which the sequential loop already gets.
+  socket buffer, which the sequential loop already gets. (The extract's writer thread,
+  which takes each finished batch for Parquet encoding and the upload, is a different
+  trade: one hand-over per batch, not per row; see ``ingestion/extract.py``.)
 """
 
 from __future__ import annotations
