@@ -98,7 +98,7 @@ def column_definitions(dialect: str, schema: pa.Schema) -> list[str]:
 def create_target_sql(dialect: str, raw_schema: str, table: TableConfig, schema: pa.Schema) -> str:
     columns = [*column_definitions(dialect, schema), f"{quote(LOADED_AT)} timestamp"]
     body = ",\n    ".join(columns)
-    sql = f"create table if not exists {quote(raw_schema)}.{quote(table.name)} (\n    {body}\n)"
+    sql = f"create table if not exists {target_table(raw_schema, table)} (\n    {body}\n)"
     if dialect == "redshift":
         sortkey = table.cursor or table.primary_key[0]
         sql += f"\ndistkey ({quote(table.primary_key[0])})\nsortkey ({quote(sortkey)})"
@@ -125,6 +125,10 @@ def create_audit_sql(raw_schema: str) -> str:
 )"""
 
 
+def target_table(raw_schema: str, table: TableConfig) -> str:
+    return f"{quote(raw_schema)}.{quote(table.name)}"
+
+
 def staging_table(table: TableConfig) -> str:
     return quote(f"{table.name}__stage")
 
@@ -137,7 +141,7 @@ def create_staging_sql(raw_schema: str, table: TableConfig, columns: Sequence[st
     column_list = ", ".join(quote(c) for c in columns)
     return (
         f"create temporary table {staging_table(table)} as\n"
-        f"select {column_list}\nfrom {quote(raw_schema)}.{quote(table.name)}\nwhere 1 = 0"
+        f"select {column_list}\nfrom {target_table(raw_schema, table)}\nwhere 1 = 0"
     )
 
 
@@ -164,7 +168,7 @@ def _key_match(table: TableConfig, left: str, right: str) -> str:
 
 
 def delete_older_sql(raw_schema: str, table: TableConfig, latest: str | None = None) -> str:
-    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    target = target_table(raw_schema, table)
     latest = latest or latest_table(table)
     cursor = quote(table.cursor or "")
     return (
@@ -175,14 +179,14 @@ def delete_older_sql(raw_schema: str, table: TableConfig, latest: str | None = N
 
 
 def delete_all_sql(raw_schema: str, table: TableConfig) -> str:
-    return f"delete from {quote(raw_schema)}.{quote(table.name)}"
+    return f"delete from {target_table(raw_schema, table)}"
 
 
 def insert_new_sql(
     raw_schema: str, table: TableConfig, columns: Sequence[str], latest: str | None = None
 ) -> str:
     """Insert the keys the target does not hold (after the older versions were deleted)."""
-    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    target = target_table(raw_schema, table)
     insert_list = ", ".join(quote(c) for c in [*columns, LOADED_AT])
     select_list = ", ".join(f"latest.{quote(c)}" for c in columns)
     return (
@@ -198,7 +202,7 @@ def insert_all_sql(
     raw_schema: str, table: TableConfig, columns: Sequence[str], latest: str | None = None
 ) -> str:
     """Full refresh: the target was emptied in this transaction, insert every row."""
-    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    target = target_table(raw_schema, table)
     insert_list = ", ".join(quote(c) for c in [*columns, LOADED_AT])
     select_list = ", ".join(quote(c) for c in columns)
     return (
@@ -413,7 +417,7 @@ class PostgresWarehouse(Warehouse):
         )
 
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
-        cursor.execute(f"lock table {quote(raw_schema)}.{quote(table.name)} in exclusive mode")
+        cursor.execute(f"lock table {target_table(raw_schema, table)} in exclusive mode")
 
     def lock_ddl(self, cursor: Any) -> None:
         cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
@@ -438,7 +442,7 @@ class RedshiftWarehouse(PostgresWarehouse):
     default_sslmode = "require"
 
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
-        cursor.execute(f"lock {quote(raw_schema)}.{quote(table.name)}")
+        cursor.execute(f"lock {target_table(raw_schema, table)}")
 
     def lock_ddl(self, cursor: Any) -> None:
         """Redshift has no advisory locks; its catalog serialises the creates."""
@@ -573,7 +577,7 @@ def loads_straight_into_target(
         return False
     if not table.is_incremental:
         return True
-    target = f"{quote(raw_schema)}.{quote(table.name)}"
+    target = target_table(raw_schema, table)
     return not warehouse.scalar(cursor, f"select exists (select 1 from {target})")
 
 
@@ -615,7 +619,7 @@ def load(
             log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
             deleted = 0 if table.is_incremental else run(cursor, delete_all_sql(raw_schema, table))
             constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
-            into = f"{quote(raw_schema)}.{quote(table.name)}"
+            into = target_table(raw_schema, table)
             staged = warehouse.bulk_load(cursor, into, StagedBatch(manifest, stage, columns, constants))
             check_row_count(target_name, staged, manifest)
             inserted, replaced = staged, 0
