@@ -68,10 +68,10 @@ bench: setup ## benchmark extract/load against SqlToS3Operator and client floors
 	$(PY) bench/run.py --rows $(ROWS) --repeat $(REPEAT)
 
 s3-start: setup ## start the loopback S3 API server (services environment)
-	$(PY) -m ingestion.s3_server start
+	$(PY) -m devtools.s3_server start
 
 s3-stop: ## stop the loopback S3 API server
-	$(PY) -m ingestion.s3_server stop
+	$(PY) -m devtools.s3_server stop
 
 airflow-ui: setup ## run the Airflow UI and scheduler for this environment (airflow standalone)
 	$(WITH_ENV) $(VENV)/bin/airflow standalone

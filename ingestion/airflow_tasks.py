@@ -11,12 +11,15 @@ import json
 import logging
 import os
 import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
 from ingestion import config, environments, pipeline
-from ingestion.environments import Connection, Environment
-from ingestion.errors import ConfigError
+from ingestion.connection import Connection
+from ingestion.environments import Environment
+from ingestion.errors import ConfigError, PipelineError
 from ingestion.window import Window
 
 log = logging.getLogger(__name__)
@@ -35,6 +38,20 @@ def airflow_connection(conn_id: str) -> Connection | None:
         return None
 
 
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """An error a retry cannot fix (``retryable`` false: bad config, an unmappable type,
+    schema drift) fails the task at once; the others (connections, timeouts) are retried."""
+    from airflow.exceptions import AirflowFailException
+
+    try:
+        yield
+    except PipelineError as exc:
+        if exc.retryable:
+            raise
+        raise AirflowFailException(f"{type(exc).__name__}: {exc}") from exc
+
+
 def task_environment() -> Environment:
     return environments.resolve(lookup=airflow_connection)
 
@@ -49,9 +66,10 @@ def extract_table(
     table_name: str, data_interval_start: datetime | None, data_interval_end: datetime | None
 ) -> str:
     """Extract one table's interval into the stage; return the manifest URL (XCom)."""
-    table = config.get_table(table_name)
-    result = pipeline.run_extract(table, interval(data_interval_start, data_interval_end), task_environment())
-    return result.manifest_url
+    with failing_fast():
+        table = config.get_table(table_name)
+        window = interval(data_interval_start, data_interval_end)
+        return pipeline.run_extract(table, window, task_environment()).manifest_url
 
 
 def load_table(
@@ -61,9 +79,11 @@ def load_table(
     data_interval_end: datetime | None,
 ) -> dict[str, Any]:
     """Load the manifest's files into raw_data.<table> in one transaction."""
-    table = config.get_table(table_name)
-    window = interval(data_interval_start, data_interval_end)
-    return pipeline.run_load(table, manifest_url, window, task_environment()).as_dict()
+    with failing_fast():
+        table = config.get_table(table_name)
+        window = interval(data_interval_start, data_interval_end)
+        result = pipeline.run_load(table, manifest_url, window, task_environment())
+    return {k: v for k, v in result.as_dict().items() if k != "timings"}
 
 
 def dbt_env() -> dict[str, str]:

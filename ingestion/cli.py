@@ -1,4 +1,4 @@
-"""Command line: run one table for one window outside Airflow, and the demo helpers.
+"""Command line: run tables for a window outside Airflow, and the demo helpers.
 
 python -m ingestion run nps --start 2026-10-30 --end 2026-10-31
 python -m ingestion extract nps --start ... --end ...
@@ -20,10 +20,12 @@ import shlex
 import sys
 from datetime import date
 
-from ingestion import config, environments, generate, pipeline, report
+from ingestion import config, environments, pipeline
 from ingestion.errors import PipelineError
-from ingestion.load import init_warehouse
+from ingestion.warehouse import open_warehouse
 from ingestion.window import Window
+
+DEMO_START = "2026-10-30"  # devtools.generate.DEFAULT_START
 
 
 def _window(args: argparse.Namespace) -> Window:
@@ -52,6 +54,8 @@ def cmd_load(args: argparse.Namespace) -> None:
 
 
 def cmd_generate(args: argparse.Namespace) -> None:
+    from devtools import generate
+
     environment = _environment(args)
     spec = generate.DemoSpec(seed=args.seed, size=args.size, start=date.fromisoformat(args.start))
     counts = generate.generate(
@@ -73,7 +77,7 @@ def cmd_generate(args: argparse.Namespace) -> None:
 
 def cmd_init_warehouse(args: argparse.Namespace) -> None:
     """Create the warehouse database of a loopback environment if it is missing."""
-    print(init_warehouse(_environment(args).warehouse))
+    print(open_warehouse(_environment(args).warehouse).create_database())
 
 
 def cmd_env(args: argparse.Namespace) -> None:
@@ -106,6 +110,8 @@ def cmd_check_config(args: argparse.Namespace) -> None:
 
 
 def cmd_report(args: argparse.Namespace) -> None:
+    from devtools import report
+
     print(report.demo_report(_environment(args), config.load_tables(args.config)))
 
 
@@ -133,7 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     gen.add_argument("--days", type=int, default=3)
     gen.add_argument("--first-day", type=int, default=0, help="0-based index of the first day to write")
     gen.add_argument("--seed", type=int, default=42)
-    gen.add_argument("--start", default=generate.DEFAULT_START.isoformat(), help="date of day 0")
+    gen.add_argument("--start", default=DEMO_START, help="date of day 0")
     gen.add_argument("--append", action="store_true", help="add days to existing tables")
     gen.set_defaults(handler=cmd_generate)
 

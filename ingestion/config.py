@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ingestion.batch import METADATA_COLUMNS
 from ingestion.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "tables.yml"
@@ -24,7 +25,6 @@ IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
 LOOKBACK = re.compile(r"^(\d+)\s*([smhd])$")
 LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MODES = ("incremental", "full_refresh")
-METADATA_COLUMNS = ("_batch_id", "_extracted_at", "_loaded_at")
 
 ALLOWED_KEYS = {
     "name",

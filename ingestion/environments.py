@@ -19,15 +19,14 @@ The warehouse dialect is the warehouse connection's ``conn_type``.
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
-from urllib.parse import parse_qsl, unquote, urlsplit
 
+from ingestion.connection import Connection
 from ingestion.errors import ConfigError
+from ingestion.warehouse import dialect_of
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("embedded", "services", "production")
@@ -37,85 +36,8 @@ CONN_IDS = {
     "warehouse": "pipeline_warehouse",
     "aws": "pipeline_aws",
 }
-WAREHOUSE_DIALECTS = ("duckdb", "postgres", "redshift")
 
 SERVICES_S3_PORT = 5555
-
-
-@dataclass(frozen=True)
-class Connection:
-    """The fields of an Airflow connection that the pipeline uses."""
-
-    conn_id: str
-    conn_type: str
-    host: str | None = None
-    port: int | None = None
-    login: str | None = None
-    password: str | None = None
-    schema: str | None = None
-    extra: dict[str, Any] = field(default_factory=dict)
-
-    def to_json(self) -> str:
-        """Airflow's JSON connection format (what ``AIRFLOW_CONN_*`` holds)."""
-        document: dict[str, Any] = {"conn_type": self.conn_type}
-        for key in ("host", "port", "login", "password", "schema"):
-            value = getattr(self, key)
-            if value not in (None, ""):
-                document[key] = value
-        if self.extra:
-            document["extra"] = self.extra
-        return json.dumps(document)
-
-    @classmethod
-    def parse(cls, conn_id: str, text: str) -> Connection:
-        """Read a connection in Airflow's JSON or URI form."""
-        text = text.strip()
-        if text.startswith("{"):
-            try:
-                document = json.loads(text)
-            except json.JSONDecodeError as exc:
-                raise ConfigError(f"connection {conn_id!r}: not valid JSON: {exc}") from None
-            extra = document.get("extra") or {}
-            if isinstance(extra, str):
-                extra = json.loads(extra) if extra else {}
-            port = document.get("port")
-            return cls(
-                conn_id=conn_id,
-                conn_type=document.get("conn_type", ""),
-                host=document.get("host"),
-                port=int(port) if port not in (None, "") else None,
-                login=document.get("login"),
-                password=document.get("password"),
-                schema=document.get("schema"),
-                extra=extra,
-            )
-        parts = urlsplit(text)
-        if not parts.scheme:
-            raise ConfigError(f"connection {conn_id!r}: expected JSON or a URI like postgres://...")
-        return cls(
-            conn_id=conn_id,
-            conn_type=parts.scheme.replace("-", "_"),
-            host=unquote(parts.hostname) if parts.hostname else None,
-            port=parts.port,
-            login=unquote(parts.username) if parts.username else None,
-            password=unquote(parts.password) if parts.password else None,
-            schema=unquote(parts.path.lstrip("/")) or None,
-            extra=dict(parse_qsl(parts.query)),
-        )
-
-    @classmethod
-    def from_airflow(cls, conn: Any) -> Connection:
-        """Convert an ``airflow.models.Connection`` (secrets backends included)."""
-        return cls(
-            conn_id=conn.conn_id,
-            conn_type=conn.conn_type,
-            host=conn.host,
-            port=conn.port,
-            login=conn.login,
-            password=conn.password,
-            schema=conn.schema,
-            extra=conn.extra_dejson,
-        )
 
 
 @dataclass(frozen=True)
@@ -150,15 +72,8 @@ class Environment:
 
 
 def warehouse_dialect(connection: Connection) -> str:
-    dialect = connection.conn_type.lower()
-    if dialect == "postgresql":
-        dialect = "postgres"
-    if dialect not in WAREHOUSE_DIALECTS:
-        raise ConfigError(
-            f"connection {connection.conn_id!r}: conn_type {connection.conn_type!r} is not a "
-            f"supported warehouse ({', '.join(WAREHOUSE_DIALECTS)})"
-        )
-    return dialect
+    """The warehouse dialect is the connection's type."""
+    return dialect_of(connection)
 
 
 def environment_name(env: dict[str, str] | None = None) -> str:

@@ -10,20 +10,20 @@ files.
 from __future__ import annotations
 
 import logging
-import secrets
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass, field
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ingestion.config import METADATA_COLUMNS, TableConfig
-from ingestion.errors import ConfigError
-from ingestion.sources import Source, source_schema
+from ingestion.batch import METADATA_COLUMNS, Batch
+from ingestion.config import TableConfig
+from ingestion.errors import ConfigError, PipelineError, StageError
+from ingestion.sources.base import Source, source_schema
 from ingestion.stage import Manifest, ManifestEntry, Stage
+from ingestion.timing import Timings
 from ingestion.types import Column
 from ingestion.window import Window
 
@@ -31,10 +31,6 @@ log = logging.getLogger(__name__)
 
 DEFAULT_BATCH_ROWS = 100_000
 DEFAULT_PART_BYTES = 128 * 1024 * 1024
-METADATA_FIELDS = (
-    pa.field("_batch_id", pa.string()),
-    pa.field("_extracted_at", pa.timestamp("us")),
-)
 
 
 @dataclass(frozen=True)
@@ -46,15 +42,10 @@ class ExtractResult:
     files: int
     bytes: int
     seconds: float
+    timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
         return asdict(self)
-
-
-def new_batch_id(now: datetime | None = None) -> str:
-    """Unique id of one extract attempt, sortable by time: 20261030T010203Z-1a2b3c4d."""
-    now = now or datetime.now(UTC)
-    return f"{now:%Y%m%dT%H%M%SZ}-{secrets.token_hex(4)}"
 
 
 def check_columns(table: TableConfig, columns: Sequence[Column]) -> None:
@@ -83,7 +74,10 @@ def check_columns(table: TableConfig, columns: Sequence[Column]) -> None:
 class PartWriter:
     """Writes record batches into Parquet parts of about ``part_bytes`` each."""
 
-    def __init__(self, stage: Stage, prefix: str, schema: pa.Schema, part_bytes: int) -> None:
+    def __init__(
+        self, stage: Stage, prefix: str, schema: pa.Schema, part_bytes: int, timings: Timings | None = None
+    ) -> None:
+        self.timings = timings or Timings()
         self.stage = stage
         self.prefix = prefix
         self.schema = schema
@@ -119,6 +113,10 @@ class PartWriter:
         self._writer = self._stream = None
 
     def write(self, batch: pa.RecordBatch) -> None:
+        with self.timings.phase("writer_thread_parquet_s"):
+            self._write(batch)
+
+    def _write(self, batch: pa.RecordBatch) -> None:
         if self._writer is None:
             self._open()
         writer, stream = self._writer, self._stream
@@ -136,46 +134,25 @@ class PartWriter:
         return self.entries
 
 
-def with_metadata(batch: pa.RecordBatch, batch_id: str, extracted_at: datetime) -> pa.RecordBatch:
-    rows = batch.num_rows
-    return pa.RecordBatch.from_arrays(
-        [
-            *batch.columns,
-            pa.repeat(pa.scalar(batch_id, pa.string()), rows),
-            pa.repeat(pa.scalar(extracted_at, pa.timestamp("us")), rows),
-        ],
-        schema=batch.schema.append(METADATA_FIELDS[0]).append(METADATA_FIELDS[1]),
-    )
-
-
 def extract(
     table: TableConfig,
     window: Window,
     source: Source,
     stage: Stage,
     *,
-    batch_id: str | None = None,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     part_bytes: int = DEFAULT_PART_BYTES,
 ) -> ExtractResult:
     """Extract ``table`` for ``window`` into ``stage``; return the manifest URL and counts."""
+    timings = Timings()
     started = time.monotonic()
-    batch_id = batch_id or new_batch_id()
-    extracted_at = datetime.now(UTC).replace(tzinfo=None)
     columns = source.columns(table)
     check_columns(table, columns)
-    schema = source_schema(columns)
-    schema = schema.append(METADATA_FIELDS[0]).append(METADATA_FIELDS[1])
-    # Recorded for the load: constant metadata columns, and whether the key
-    # is a unique index of the source (then this one snapshot needs no dedupe).
-    schema = schema.with_metadata(
-        {
-            "pipeline.batch_id": batch_id,
-            "pipeline.extracted_at": extracted_at.isoformat(),
-            "pipeline.unique_key": "true" if source.key_is_unique(table) else "false",
-        }
-    )
-    prefix = stage.attempt_url(table.name, window.label, batch_id)
+    # Recorded for the load: whether the key is a unique index of the source (then this
+    # one snapshot needs no dedupe), and the batch's constant metadata columns.
+    batch = Batch.new(unique_key=source.key_is_unique(table))
+    schema = batch.schema(source_schema(columns))
+    prefix = stage.attempt_url(table.name, window.label, batch.batch_id)
     what = (
         f"{table.cursor} in [{window.extract_start(table.lookback)}, {window.end})"
         if table.is_incremental
@@ -183,38 +160,56 @@ def extract(
     )
     log.info("extract %s: %s -> %s", table.name, what, prefix)
 
-    writer = PartWriter(stage, prefix, schema, part_bytes)
+    writer = PartWriter(stage, prefix, schema, part_bytes, timings)
     rows = 0
     next_report = 1_000_000
-    # Parquet encoding and the upload run in a second thread (Arrow's C++ code, without
-    # the GIL) while this one reads the next batch. One batch in flight: bounded memory.
-    with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"extract-{table.name}") as pool:
-        writing: Future | None = None
-        for batch in source.read(table, columns, window, batch_rows):
-            batch = with_metadata(batch, batch_id, extracted_at)
+    try:
+        # Parquet encoding and the upload run in a second thread (Arrow's C++ code, without
+        # the GIL) while this one reads the next batch. One batch in flight: bounded memory.
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"extract-{table.name}") as pool:
+            writing: Future | None = None
+            for source_rows in timed(source.read(table, columns, window, batch_rows), timings):
+                with timings.phase("add_metadata_s"):
+                    stamped = batch.stamp(source_rows)
+                if writing is not None:
+                    writing.result()
+                writing = pool.submit(writer.write, stamped)
+                rows += stamped.num_rows
+                if rows >= next_report:
+                    log.info("extract %s: %s rows so far", table.name, f"{rows:,}")
+                    next_report += 1_000_000
             if writing is not None:
                 writing.result()
-            writing = pool.submit(writer.write, batch)
-            rows += batch.num_rows
-            if rows >= next_report:
-                log.info("extract %s: %s rows so far", table.name, f"{rows:,}")
-                next_report += 1_000_000
-        if writing is not None:
-            writing.result()
-    entries = writer.close()
-    manifest = Manifest(url=f"{prefix}/manifest.json", entries=tuple(entries))
-    stage.write_manifest(manifest.url, manifest)
+        with timings.phase("close_upload_s"):
+            entries = writer.close()
+            manifest = Manifest(url=f"{prefix}/manifest.json", entries=tuple(entries))
+            stage.write_manifest(manifest.url, manifest)
+    except PipelineError:
+        raise
+    except OSError as exc:
+        raise StageError(f"table {table.name!r}: writing the stage {prefix} failed: {exc}") from exc
     result = ExtractResult(
         table=table.name,
-        batch_id=batch_id,
+        batch_id=batch.batch_id,
         manifest_url=manifest.url,
         rows=rows,
         files=len(entries),
         bytes=manifest.content_length,
         seconds=round(time.monotonic() - started, 3),
+        timings=timings.as_dict(overlapping=("writer_thread_parquet_s",)),
     )
     log.info(
         "extract %s: %s rows in %d file(s), %s bytes, %.1fs -> %s",
         table.name, f"{rows:,}", result.files, f"{result.bytes:,}", result.seconds, manifest.url,
     )  # fmt: skip
     return result
+
+
+def timed(batches: Iterator[pa.RecordBatch], timings: Timings) -> Iterator[pa.RecordBatch]:
+    """The source's batches, the time spent waiting for each added to ``read_source_s``."""
+    while True:
+        with timings.phase("read_source_s"):
+            batch = next(batches, None)
+        if batch is None:
+            return
+        yield batch

@@ -1,33 +1,21 @@
 """One table, one window: extract to the stage, then load into the warehouse.
 
-These functions are what the Airflow tasks and the CLI call; they take an
+What the Airflow tasks and the CLI call; they take an
 :class:`~ingestion.environments.Environment` and know nothing of Airflow.
 """
 
 from __future__ import annotations
 
 from ingestion.config import TableConfig
-from ingestion.environments import Connection, Environment
-from ingestion.errors import ConfigError
+from ingestion.environments import Environment
 from ingestion.extract import ExtractResult, extract
-from ingestion.load import LoadResult, load, open_warehouse
-from ingestion.sources import Source, SQLiteSource
+from ingestion.load import LoadResult, load
+from ingestion.sources import open_source
 from ingestion.stage import Stage, open_stage
+from ingestion.warehouse import open_warehouse
 from ingestion.window import Window
 
-
-def open_source(connection: Connection) -> Source:
-    """The source reader for the source connection's type."""
-    if connection.conn_type == "sqlite":
-        return SQLiteSource(connection.host or "")
-    if connection.conn_type == "mysql":
-        from ingestion.mysql_source import MySQLSource
-
-        return MySQLSource(connection)
-    raise ConfigError(
-        f"connection {connection.conn_id!r}: conn_type {connection.conn_type!r} is not a "
-        "supported source (mysql, or sqlite for the embedded environment)"
-    )
+__all__ = ["environment_stage", "open_source", "run_extract", "run_load", "run_table"]
 
 
 def environment_stage(environment: Environment) -> Stage:

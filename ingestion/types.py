@@ -1,23 +1,7 @@
-"""The one place where MySQL column types map to Arrow (Parquet) and warehouse types.
+"""The one place where MySQL column types map to Arrow (Parquet) types.
 
-| MySQL                         | Arrow / Parquet        | PostgreSQL / Redshift          | DuckDB        |
-|-------------------------------|------------------------|--------------------------------|---------------|
-| tinyint, tinyint(1), smallint | int16                  | smallint                       | smallint      |
-| tinyint/smallint unsigned     | int32                  | integer                        | integer       |
-| mediumint, int                | int32                  | integer                        | integer       |
-| mediumint/int unsigned        | int64                  | bigint                         | bigint        |
-| bigint                        | int64                  | bigint                         | bigint        |
-| bigint unsigned               | decimal128(20, 0)      | decimal(20, 0)                 | decimal(20,0) |
-| decimal(p, s)                 | decimal128(p, s)       | decimal(p, s)                  | decimal(p, s) |
-| float / double                | float32 / float64      | real / double precision        | same          |
-| datetime, timestamp           | timestamp[us] (UTC)    | timestamp                      | timestamp     |
-| date                          | date32                 | date                           | date          |
-| year                          | int16                  | smallint                       | smallint      |
-| bit(n)                        | int64                  | bigint                         | bigint        |
-| char(n), varchar(n)           | string                 | varchar(n) / varchar(4n bytes) | varchar       |
-| text types, json, enum, set,  | string                 | text / varchar(65535)          | varchar       |
-| time                          |                        |                                |               |
-| binary, varbinary, blob types | binary                 | bytea / varbyte(65535)         | blob          |
+The warehouse column type of each Arrow type is the dialect's ``column_type``
+(``ingestion/warehouse/``); the README's types table shows the whole chain.
 
 ``tinyint(1)`` stays an integer: MySQL stores any value from -128 to 127 in it,
 so 2 is loaded as 2, never folded into a boolean. Zero dates (``0000-00-00``
@@ -33,9 +17,7 @@ from dataclasses import dataclass
 
 import pyarrow as pa
 
-from ingestion.errors import ExtractError
-
-REDSHIFT_MAX_VARCHAR = 65535
+from ingestion.errors import SourceError
 
 TYPE_PATTERN = re.compile(
     r"^\s*(?P<base>[a-z ]+?)\s*(?:\((?P<args>[^)]*)\))?\s*(?P<unsigned>unsigned)?"
@@ -72,7 +54,7 @@ class Column:
 def parse_type(source_type: str, column: str = "?") -> tuple[str, list[str], bool]:
     match = TYPE_PATTERN.match(source_type.lower())
     if not match:
-        raise ExtractError(f"column {column!r}: cannot read the MySQL type {source_type!r}")
+        raise SourceError(f"column {column!r}: cannot read the MySQL type {source_type!r}", retryable=False)
     args = [a.strip() for a in (match.group("args") or "").split(",") if a.strip()]
     return match.group("base").strip(), args, bool(match.group("unsigned"))
 
@@ -106,41 +88,12 @@ def arrow_type(source_type: str, column: str = "?") -> pa.DataType:
         return pa.string()
     if base in BINARY_TYPES:
         return pa.binary()
-    raise ExtractError(
+    raise SourceError(
         f"column {column!r}: MySQL type {source_type!r} has no mapping; "
-        "cast it in a view or add it to ingestion/types.py"
+        "cast it in a view or add it to ingestion/types.py",
+        retryable=False,
     )
 
 
 def is_temporal(column: Column) -> bool:
     return parse_type(column.source_type, column.name)[0] in TEMPORAL_TYPES
-
-
-def warehouse_type(dialect: str, data_type: pa.DataType, char_length: int | None = None) -> str:
-    """Render the warehouse column type for an Arrow type in one dialect."""
-    if pa.types.is_int16(data_type):
-        return "smallint"
-    if pa.types.is_int32(data_type):
-        return "integer"
-    if pa.types.is_int64(data_type):
-        return "bigint"
-    if pa.types.is_decimal(data_type):
-        return f"decimal({data_type.precision}, {data_type.scale})"
-    if pa.types.is_float32(data_type):
-        return "real"
-    if pa.types.is_float64(data_type):
-        return "double precision"
-    if pa.types.is_timestamp(data_type):
-        return "timestamp"
-    if pa.types.is_date32(data_type):
-        return "date"
-    if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
-        if dialect == "redshift":
-            size = min(4 * char_length, REDSHIFT_MAX_VARCHAR) if char_length else REDSHIFT_MAX_VARCHAR
-            return f"varchar({size})"
-        if dialect == "postgres":
-            return f"varchar({char_length})" if char_length else "text"
-        return "varchar"
-    if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
-        return {"redshift": "varbyte(65535)", "postgres": "bytea"}.get(dialect, "blob")
-    raise ValueError(f"no warehouse type for Arrow type {data_type}")

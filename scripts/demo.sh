@@ -15,7 +15,7 @@ if [ "$ENV_NAME" = services ]; then
     step "S3 API server on loopback (moto)"
     eval "$("$PY" -m ingestion --env services env)"  # PIPELINE_STAGE_URI and the connections
     bucket="${PIPELINE_STAGE_URI#s3://}"
-    "$PY" -m ingestion.s3_server start --bucket "${bucket%%/*}"
+    "$PY" -m devtools.s3_server start --bucket "${bucket%%/*}"
 fi
 
 step "demo OLTP data: $DAYS days from $START, $SIZE sessions a day"

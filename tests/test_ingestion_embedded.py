@@ -19,14 +19,18 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion import generate, load, pipeline
+from devtools import generate
+from devtools.generate import DemoSpec
+from ingestion import load, pipeline
+from ingestion.batch import Batch
 from ingestion.config import TableConfig
 from ingestion.environments import Connection, Environment
-from ingestion.errors import ConfigError, LoadError
+from ingestion.errors import ConfigError, LoadError, StageError
 from ingestion.extract import ExtractResult
-from ingestion.generate import DemoSpec
 from ingestion.load import LoadResult
 from ingestion.stage import Manifest, ManifestEntry
+from ingestion.warehouse import open_warehouse
+from ingestion.warehouse.duckdb import DuckDBWarehouse
 from ingestion.window import Window
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -252,7 +256,9 @@ def stage_batch(env: Environment, window: Window, batch_id: str, files: list[lis
     for number, rows in enumerate(files):
         path = folder / f"part-{number:05d}.parquet"
         rows = [{**row, "_batch_id": batch_id} for row in rows]
-        pq.write_table(pa.Table.from_pylist(rows, schema=NPS_SCHEMA), path)
+        # One batch id; the rows' extract times differ, so none is recorded for the batch.
+        schema = NPS_SCHEMA.with_metadata(Batch(batch_id, extracted_at=None).metadata())
+        pq.write_table(pa.Table.from_pylist(rows, schema=schema), path)
         entries.append(ManifestEntry(str(path), path.stat().st_size, len(rows)))
     manifest = Manifest(url=str(folder / "manifest.json"), entries=tuple(entries))
     pipeline.environment_stage(env).write_manifest(manifest.url, manifest)
@@ -298,7 +304,7 @@ def test_two_versions_of_one_key_in_one_batch_give_the_latest(
 ) -> None:
     window = interval(0)
     manifest_url = stage_batch(embedded, window, "20261031T010000Z-0000beef", files)
-    warehouse = load.open_warehouse(embedded.warehouse)
+    warehouse = open_warehouse(embedded.warehouse)
 
     result = load.load(tables["nps"], manifest_url, window, warehouse, pipeline.environment_stage(embedded))
 
@@ -324,7 +330,7 @@ def test_out_of_order_backfill_gives_the_same_rows_as_in_order(embedded: Environ
     results = {}
     for order in ((0, 1, 2), (2, 1, 0)):
         host = str(Path(embedded.data_dir) / f"warehouse-{''.join(map(str, order))}.duckdb")
-        warehouse = load.DuckDBWarehouse(Connection("pipeline_warehouse", "duckdb", host=host))
+        warehouse = DuckDBWarehouse(Connection("pipeline_warehouse", "duckdb", host=host))
         for index in order:
             for table in INCREMENTAL:
                 load.load(
@@ -348,7 +354,7 @@ def test_a_failing_part_write_fails_the_extract_and_leaves_no_manifest(
     stage_root.mkdir(parents=True, exist_ok=True)
     (stage_root / "nps").write_text("a file where the table's folder must go")
 
-    with pytest.raises(OSError):
+    with pytest.raises(StageError, match="table 'nps': writing the stage"):
         pipeline.run_extract(tables["nps"], interval(0), source)
 
     assert not list(stage_root.rglob("manifest.json"))
@@ -415,7 +421,7 @@ def failed_load(env: Environment, tables: dict, failure: str, table: str = "nps"
         before_commit = raise_before_commit
     else:
         break_audit_table(env)
-    warehouse = load.open_warehouse(env.warehouse)
+    warehouse = open_warehouse(env.warehouse)
     load.load(
         tables[table], extracted.manifest_url, interval(1), warehouse,
         pipeline.environment_stage(env), before_commit=before_commit,
@@ -474,8 +480,8 @@ def test_a_load_straight_into_the_table_equals_the_load_through_staging(
 ) -> None:
     extracted = pipeline.run_extract(tables[table], interval(0), source)
     stage = pipeline.environment_stage(source)
-    straight = load.open_warehouse(source.warehouse)
-    staged = load.open_warehouse(source.warehouse)
+    straight = open_warehouse(source.warehouse)
+    staged = open_warehouse(source.warehouse)
     staged.loads_into_target = False  # the path of every Redshift load
 
     caplog.clear()

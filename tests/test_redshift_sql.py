@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import pyarrow as pa
 import pytest
 
-from ingestion import load
+from ingestion.batch import Batch
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
 from ingestion.errors import LoadError
+from ingestion.load import loads_straight_into_target
+from ingestion.warehouse import sql
+from ingestion.warehouse.redshift import RedshiftWarehouse, copy_sql
 
 NPS = TableConfig(
     name="nps",
@@ -76,6 +79,7 @@ MANIFEST_URL = (
     "s3://pipeline-stage/stage/nps/20261030T000000Z_20261031T000000Z/20261031T010203Z-1a2b3c4d/manifest.json"
 )
 IAM_ROLE = "arn:aws:iam::123456789012:role/redshift-stage-reader"
+REDSHIFT = RedshiftWarehouse(Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE}))
 
 
 @pytest.mark.parametrize(
@@ -109,7 +113,7 @@ IAM_ROLE = "arn:aws:iam::123456789012:role/redshift-stage-reader"
 def test_copy_reads_only_the_manifest_into_the_staging_table(
     table: TableConfig, manifest_url: str, iam_role: str, expected: str
 ) -> None:
-    assert load.copy_sql(load.staging_table(table), manifest_url, iam_role) == expected
+    assert copy_sql(sql.staging_table(table), manifest_url, iam_role) == expected
 
 
 @pytest.mark.parametrize(
@@ -138,7 +142,7 @@ def test_copy_reads_only_the_manifest_into_the_staging_table(
 def test_staging_table_copies_the_target_columns_without_rows(
     table: TableConfig, columns: list[str], expected: str
 ) -> None:
-    assert load.create_staging_sql("raw_data", table, columns) == expected
+    assert sql.create_staging_sql("raw_data", table, columns) == expected
 
 
 @pytest.mark.parametrize(
@@ -195,7 +199,7 @@ def test_staging_table_copies_the_target_columns_without_rows(
 def test_dedupe_keeps_one_row_per_key_by_cursor_then_extract_then_values(
     table: TableConfig, columns: list[str], expected: str
 ) -> None:
-    assert load.dedupe_sql(table, columns) == expected
+    assert sql.dedupe_sql(table, columns) == expected
 
 
 @pytest.mark.parametrize(
@@ -223,7 +227,7 @@ def test_dedupe_keeps_one_row_per_key_by_cursor_then_extract_then_values(
     ],
 )
 def test_delete_removes_only_target_rows_older_than_the_batch(table: TableConfig, expected: str) -> None:
-    assert load.delete_older_sql("raw_data", table) == expected
+    assert sql.delete_older_sql("raw_data", table) == expected
 
 
 @pytest.mark.parametrize(
@@ -234,7 +238,7 @@ def test_delete_removes_only_target_rows_older_than_the_batch(table: TableConfig
     ],
 )
 def test_full_refresh_deletes_every_row(table: TableConfig, expected: str) -> None:
-    assert load.delete_all_sql("raw_data", table) == expected
+    assert sql.delete_all_sql("raw_data", table) == expected
 
 
 @pytest.mark.parametrize(
@@ -271,7 +275,7 @@ def test_full_refresh_deletes_every_row(table: TableConfig, expected: str) -> No
 def test_insert_adds_only_keys_the_target_lacks(
     table: TableConfig, columns: list[str], expected: str
 ) -> None:
-    assert load.insert_new_sql("raw_data", table, columns) == expected
+    assert sql.insert_new_sql("raw_data", table, columns) == expected
 
 
 @pytest.mark.parametrize(
@@ -330,11 +334,11 @@ def test_insert_adds_only_keys_the_target_lacks(
 def test_redshift_target_table_has_byte_lengths_and_dist_and_sort_keys(
     table: TableConfig, schema: pa.Schema, expected: str
 ) -> None:
-    assert load.create_target_sql("redshift", "raw_data", table, schema) == expected
+    assert REDSHIFT.create_target_sql("raw_data", table, schema) == expected
 
 
 def test_audit_insert_binds_every_value() -> None:
-    assert load.insert_audit_sql("raw_data") == (
+    assert sql.insert_audit_sql("raw_data") == (
         'insert into "raw_data"."_load_audit" (table_name, mode, window_start, window_end, batch_id, '
         "manifest_url, files, rows_staged, rows_inserted, rows_replaced, rows_deleted, bytes, "
         "started_at, finished_at, duration_seconds)\n"
@@ -346,18 +350,18 @@ def test_audit_insert_binds_every_value() -> None:
 
 def every_statement(table: TableConfig, columns: list[str], schema: pa.Schema) -> list[str]:
     statements = [
-        load.create_audit_sql("raw_data"),
-        load.create_target_sql("redshift", "raw_data", table, schema),
-        load.create_staging_sql("raw_data", table, columns),
-        load.copy_sql(load.staging_table(table), MANIFEST_URL, IAM_ROLE),
-        load.dedupe_sql(table, columns),
-        load.delete_all_sql("raw_data", table),
-        load.insert_new_sql("raw_data", table, columns),
-        load.insert_all_sql("raw_data", table, columns),
-        load.insert_audit_sql("raw_data"),
+        sql.create_audit_sql("raw_data"),
+        REDSHIFT.create_target_sql("raw_data", table, schema),
+        sql.create_staging_sql("raw_data", table, columns),
+        copy_sql(sql.staging_table(table), MANIFEST_URL, IAM_ROLE),
+        sql.dedupe_sql(table, columns),
+        sql.delete_all_sql("raw_data", table),
+        sql.insert_new_sql("raw_data", table, columns),
+        sql.insert_all_sql("raw_data", table, columns),
+        sql.insert_audit_sql("raw_data"),
     ]
     if table.is_incremental:
-        statements.append(load.delete_older_sql("raw_data", table))
+        statements.append(sql.delete_older_sql("raw_data", table))
     return statements
 
 
@@ -382,7 +386,7 @@ def test_no_statement_truncates(table: TableConfig, columns: list[str], schema: 
     [pytest.param({}, id="no-extra"), pytest.param({"iam_role": ""}, id="empty-role")],
 )
 def test_missing_iam_role_raises_load_error_saying_what_to_set(extra: dict) -> None:
-    warehouse = load.RedshiftWarehouse(
+    warehouse = RedshiftWarehouse(
         Connection("pipeline_warehouse", "redshift", host="example.redshift.amazonaws.com", extra=extra)
     )
 
@@ -395,15 +399,13 @@ def test_missing_iam_role_raises_load_error_saying_what_to_set(extra: dict) -> N
 
 
 def test_iam_role_comes_from_the_connection_extra() -> None:
-    warehouse = load.RedshiftWarehouse(
-        Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE})
-    )
+    warehouse = RedshiftWarehouse(Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE}))
 
     assert warehouse.iam_role == IAM_ROLE
 
 
 def test_full_refresh_insert_takes_every_row_of_the_batch() -> None:
-    assert load.insert_all_sql("raw_data", NPS, NPS_COLUMNS) == (
+    assert sql.insert_all_sql("raw_data", NPS, NPS_COLUMNS) == (
         'insert into "raw_data"."nps" ("id", "created_at", "modified_at", "score", "deleted", '
         '"_batch_id", "_extracted_at", "_loaded_at")\n'
         'select "id", "created_at", "modified_at", "score", "deleted", "_batch_id", "_extracted_at", '
@@ -413,16 +415,16 @@ def test_full_refresh_insert_takes_every_row_of_the_batch() -> None:
 
 
 def test_merge_reads_the_staging_table_when_the_key_needs_no_dedupe() -> None:
-    staged = load.staging_table(NPS)
+    staged = sql.staging_table(NPS)
     assert staged == '"nps__stage"'
-    assert load.delete_older_sql("raw_data", NPS, staged) == (
+    assert sql.delete_older_sql("raw_data", NPS, staged) == (
         'delete from "raw_data"."nps"\n'
         'using "nps__stage"\n'
         'where "raw_data"."nps"."id" = "nps__stage"."id"\n'
         '    and ("raw_data"."nps"."modified_at" < "nps__stage"."modified_at" '
         'or "raw_data"."nps"."modified_at" is null)'
     )
-    assert load.insert_new_sql("raw_data", NPS, ["id"], staged) == (
+    assert sql.insert_new_sql("raw_data", NPS, ["id"], staged) == (
         'insert into "raw_data"."nps" ("id", "_loaded_at")\n'
         'select latest."id", %(loaded_at)s\n'
         'from "nps__stage" as latest\n'
@@ -435,9 +437,7 @@ def test_merge_reads_the_staging_table_when_the_key_needs_no_dedupe() -> None:
 @pytest.mark.parametrize("table", [NPS, CHANNELS], ids=["incremental", "full-refresh"])
 def test_redshift_always_merges_through_the_staging_table(table: TableConfig) -> None:
     """Its Parquet COPY cannot fill _loaded_at: never straight into the target, and no query asks."""
-    warehouse = load.RedshiftWarehouse(
-        Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE})
-    )
-    unique = NPS_SCHEMA.with_metadata({"pipeline.unique_key": "true"})
+    warehouse = RedshiftWarehouse(Connection("pipeline_warehouse", "redshift", extra={"iam_role": IAM_ROLE}))
+    unique = Batch("20261031T010203Z-1a2b3c4d", datetime(2026, 10, 31), unique_key=True)
 
-    assert load.loads_straight_into_target(warehouse, None, "raw_data", table, unique) is False
+    assert loads_straight_into_target(warehouse, None, "raw_data", table, unique) is False

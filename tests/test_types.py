@@ -5,9 +5,10 @@ from __future__ import annotations
 import pyarrow as pa
 import pytest
 
-from ingestion import load
+from ingestion.environments import Connection
 from ingestion.errors import ExtractError
-from ingestion.types import Column, arrow_type, warehouse_type
+from ingestion.types import Column, arrow_type
+from ingestion.warehouse import DIALECTS as WAREHOUSES
 
 
 @pytest.mark.parametrize(
@@ -122,6 +123,10 @@ WAREHOUSE_TYPES = [
 DIALECTS = ("postgres", "redshift", "duckdb")
 
 
+def warehouse(dialect: str):
+    return WAREHOUSES[dialect](Connection("pipeline_warehouse", dialect))
+
+
 @pytest.mark.parametrize(
     ("source_type", "dialect", "expected"),
     [
@@ -133,7 +138,7 @@ DIALECTS = ("postgres", "redshift", "duckdb")
 def test_warehouse_type_of_mysql_type(source_type: str, dialect: str, expected: str) -> None:
     column = Column("c", source_type)
 
-    assert warehouse_type(dialect, column.arrow_type, column.char_length) == expected
+    assert warehouse(dialect).column_type(column.arrow_type, column.char_length) == expected
 
 
 @pytest.mark.parametrize(
@@ -152,4 +157,4 @@ def test_target_column_definition_uses_the_declared_length(
 ) -> None:
     field = pa.field("c", arrow_type(source_type), metadata={"source_type": source_type})
 
-    assert load.column_definitions(dialect, pa.schema([field])) == [expected]
+    assert warehouse(dialect).column_definitions(pa.schema([field])) == [expected]

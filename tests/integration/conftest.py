@@ -109,7 +109,7 @@ def mysql_db(mysql_server: dict[str, Any]) -> Iterator[MySQLDatabase]:
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
     """Endpoint URL of the loopback S3 server (``S3_PORT``, default 5555), started if needed."""
-    from ingestion.s3_server import running_s3_server
+    from devtools.s3_server import running_s3_server
 
     port = int(os.environ.get("S3_PORT", "5555"))
     server = running_s3_server(port)
@@ -126,7 +126,7 @@ def s3_endpoint() -> Iterator[str]:
 @pytest.fixture
 def s3_bucket(s3_endpoint: str) -> str:
     """A fresh bucket on the S3 server."""
-    from ingestion.s3_server import ensure_bucket
+    from devtools.s3_server import ensure_bucket
 
     bucket = f"it-{secrets.token_hex(6)}"
     ensure_bucket(s3_endpoint, bucket)

@@ -9,12 +9,12 @@ import MySQLdb.cursors
 import pyarrow as pa
 import pytest
 
-from ingestion import mysql_source
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
 from ingestion.errors import ExtractError
-from ingestion.mysql_source import MySQLSource
-from ingestion.sources import source_schema
+from ingestion.sources import mysql as mysql_source
+from ingestion.sources.base import source_schema
+from ingestion.sources.mysql import MySQLSource
 from ingestion.window import Window
 
 pytestmark = pytest.mark.services

@@ -22,8 +22,8 @@ import psycopg2
 import pyarrow as pa
 import pytest
 
-from ingestion import pgcopy
 from ingestion.errors import LoadError
+from ingestion.warehouse import pgcopy
 
 pytestmark = pytest.mark.services
 

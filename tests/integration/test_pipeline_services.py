@@ -15,11 +15,13 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingestion import config, generate
+from devtools import generate
+from ingestion import config
 from ingestion.environments import Environment
 from ingestion.errors import LoadError
-from ingestion.load import load, open_warehouse
+from ingestion.load import load
 from ingestion.pipeline import environment_stage, open_source, run_extract, run_load, run_table
+from ingestion.warehouse import open_warehouse
 from ingestion.window import Window
 
 pytestmark = pytest.mark.services

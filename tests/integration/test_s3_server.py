@@ -13,8 +13,8 @@ import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 import pytest
 
+from devtools.s3_server import answers, ensure_bucket, status
 from ingestion.environments import REPO_ROOT
-from ingestion.s3_server import answers, ensure_bucket, status
 
 pytestmark = pytest.mark.services
 
@@ -62,7 +62,7 @@ def free_port() -> int:
 
 def cli(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run(
-        [sys.executable, "-m", "ingestion.s3_server", *args],
+        [sys.executable, "-m", "devtools.s3_server", *args],
         cwd=REPO_ROOT,
         capture_output=True,
         text=True,

@@ -1,52 +1,15 @@
 """The MySQL (and MariaDB) source: stream one table's window into Arrow record batches.
 
-How it reads
-------------
-* **One consistent snapshot.** ``SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ``
-  then ``START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY``: every row comes from the
-  same InnoDB read view and no lock is taken. The session time zone is ``+00:00`` (so
-  ``TIMESTAMP`` values arrive in UTC) and the connection character set is ``utf8mb4``.
-  ``net_write_timeout`` is raised so a slow consumer (an S3 upload) cannot make the server
-  drop the streaming result.
-* **Bound window.** The query comes from :func:`ingestion.sources.select_sql` with ``%s``
-  placeholders; the driver escapes the bounds (``cursor.execute(sql, params)``).
-* **Unbuffered.** ``SSCursor`` (``mysql_use_result``): the client holds one row of the
-  result at a time, the server streams the rest. Memory is bounded by one batch (capped
-  by rows *and* bytes) and its conversion, whatever the table size.
-
-Why this design. Measured on the project's machine (2 cores shared with MariaDB 10.11,
-TCP loopback) on a 5,000,000-row ``nps`` table (int PK, 2 datetime, tinyint, tinyint(1)),
-reading into Arrow and writing Parquet; the client floor ``mariadb --quick -B -e "SELECT
-* FROM nps" > file`` takes 1.8-1.95 s on a quiet machine:
-
-* mysqlclient ``SSCursor`` with its default converters + ``rows_to_batch``: 20-22 s. A
-  Python ``datetime`` per value, built by a Python function, dominates.
-* connectorx 0.4.6 (Rust, Arrow-native, ``arrow_stream``): 1.95-2.9 s, but it panics on
-  zero dates, takes no bind parameters, gives no control of the transaction, read emoji
-  as ``????`` (not utf8mb4) and types every DECIMAL ``decimal(38, 10)``: rejected.
-* Raw bytes + per-column ``zip(*rows)`` + ``pa.array``: 6-8 s. Raw bytes + one
-  ``pa.array(rows, struct)`` per 100,000-row ``fetchmany``: 3.5-6 s. The same with a
-  reader thread fetching while the main thread converts: 3-9 s, erratic.
-* Chosen: every column fetched as raw ``bytes`` (mysqlclient's C fast path: ``conv``
-  maps every MySQL field type to ``bytes`` and ``use_unicode=False``, so no Python call
-  per value), each chunk of ~2,000 rows (or ~1 MiB when rows are wide) turned into one
-  Arrow ``struct<binary, ...>`` array (transposed in C++), chunks concatenated into
-  batches of ``batch_rows`` rows (or ``BATCH_BYTES``), then Arrow's C++ casts give each
-  column its exact type: ``decimal128`` from the decimal text (no float ever touches a
-  DECIMAL), ``timestamp[us]``/``date32`` from the datetime text, integers from their
-  digits. Zero dates fail the cast and are nulled (only that batch takes the slower
-  path). 2.1-2.4 s to Parquet without dictionary encoding, 2.75-2.8 s with pyarrow's
-  default dictionary encoding of every column (1.1-1.45x the floor), peak RSS 135-140 MB.
-  Small chunks beat big ``fetchmany`` calls (the row tuples stay in cache and few of
-  them reach the older GC generations); integers as bytes + a cast beat Python ints.
-* No reader thread: prefetching whole converted batches in a thread gained ~10% in some
-  runs and lost 50-100% in others. mysqlclient drops and retakes the GIL around every
-  ``mysql_fetch_row``, the thread building row tuples holds it the rest of the time,
-  and a consumer doing Python work between its GIL-free Parquet calls waits for the
-  switch interval each time. The overlap that pays is the server running ahead by a
-  socket buffer, which the sequential loop already gets. (The extract's writer thread,
-  which takes each finished batch for Parquet encoding and the upload, is a different
-  trade: one hand-over per batch, not per row; see ``ingestion/extract.py``.)
+* One consistent snapshot: ``REPEATABLE READ`` and ``START TRANSACTION WITH CONSISTENT
+  SNAPSHOT, READ ONLY`` (no lock taken); session time zone ``+00:00``, ``utf8mb4``.
+* Bound window: the query from :func:`ingestion.sources.base.select_sql` with ``%s``
+  placeholders; identifiers quoted with backticks (doubled inside); the connection runs
+  one statement per call (no multi-statement flag).
+* Unbuffered and bounded: ``SSCursor`` streams the result; every column arrives as raw
+  ``bytes`` (mysqlclient's C fast path, no Python call per value), chunks of rows become
+  one Arrow ``struct<binary, ...>`` array each, and Arrow's C++ casts give every column
+  its exact type (``decimal128`` from the decimal text, timestamps from their text).
+  Zero dates fail the cast and become NULL. Memory is one batch (capped by rows and bytes).
 """
 
 from __future__ import annotations
@@ -62,8 +25,8 @@ import pyarrow.compute as pc
 
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
-from ingestion.errors import ExtractError
-from ingestion.sources import ZERO_DATE, cast_column, select_sql, source_schema, unique_key_in
+from ingestion.errors import SourceError
+from ingestion.sources.base import ZERO_DATE, cast_column, select_sql, source_schema, unique_key_in
 from ingestion.types import Column, parse_type
 from ingestion.window import Window
 
@@ -84,6 +47,11 @@ CONVERSIONS: dict[Any, Any] = {
 CONVERSIONS.update({field_type: bytes for field_type in range(256)})
 
 _NULL_STRING = pa.scalar(None, pa.string())
+
+
+def quote(identifier: str) -> str:
+    """A backtick-quoted MySQL identifier: backticks inside are doubled."""
+    return "`" + identifier.replace("`", "``") + "`"
 
 
 class MySQLSource:
@@ -110,6 +78,7 @@ class MySQLSource:
             "use_unicode": False,  # text arrives as utf8mb4 bytes, validated by Arrow's cast
             "conv": CONVERSIONS,
             "autocommit": False,
+            "multi_statements": False,  # one statement per call, whatever a name holds
             "connect_timeout": int(extra.get("connect_timeout", 30)),
         }
         if extra.get("unix_socket"):
@@ -119,7 +88,7 @@ class MySQLSource:
         try:
             db = MySQLdb.connect(**options)
         except MySQLdb.Error as exc:
-            raise ExtractError(
+            raise SourceError(
                 f"source connection {conn.conn_id!r}: cannot connect to MySQL at "
                 f"{options['host']}:{options['port']} as {options['user']!r}: {exc}"
             ) from None
@@ -148,7 +117,7 @@ class MySQLSource:
     def schema_of(self, table: TableConfig) -> str:
         schema = table.source_schema or self.default_schema
         if not schema:
-            raise ExtractError(
+            raise SourceError(
                 f"table {table.name!r}: no source schema; set source_schema in the table config "
                 f"or the database (schema) of connection {self.connection.conn_id!r}"
             )
@@ -164,7 +133,7 @@ class MySQLSource:
             db.rollback()
         except MySQLdb.Error as exc:
             self._discard()
-            raise ExtractError(f"table {table.name!r}: cannot read its {what}: {exc}") from None
+            raise SourceError(f"table {table.name!r}: cannot read its {what}: {exc}") from None
         finally:
             cursor.close()
         return [tuple(_text(value) for value in row) for row in rows]
@@ -179,7 +148,7 @@ class MySQLSource:
             (schema, table.source_table),
         )
         if not rows:
-            raise ExtractError(
+            raise SourceError(
                 f"table {table.name!r}: source table {schema}.{table.source_table} not found "
                 f"(connection {self.connection.conn_id!r})"
             )
@@ -200,8 +169,8 @@ class MySQLSource:
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         schema = source_schema(columns)
-        qualified = f"`{self.schema_of(table)}`.`{table.source_table}`"
-        sql, params = select_sql(table, columns, window, qualified, quote="`", placeholder="%s")
+        qualified = f"{quote(self.schema_of(table))}.{quote(table.source_table)}"
+        sql, params = select_sql(table, columns, window, qualified, quote=quote, placeholder="%s")
         raw_type = pa.struct([pa.field(c.name, pa.binary()) for c in columns])
         converters = [_converter(column) for column in columns]
         batch_rows = max(1, int(batch_rows))
@@ -213,7 +182,7 @@ class MySQLSource:
             cursor.execute(sql, params or None)
         except MySQLdb.Error as exc:
             self._discard()
-            raise ExtractError(f"table {table.name!r}: query failed: {exc}") from None
+            raise SourceError(f"table {table.name!r}: query failed: {exc}") from None
 
         batches = _batches(cursor, table.name, raw_type, converters, schema, batch_rows)
         finished = False
@@ -251,7 +220,7 @@ def _batches(
         try:
             rows = cursor.fetchmany(min(chunk_rows, batch_rows - pending_rows))
         except MySQLdb.Error as exc:
-            raise ExtractError(f"table {table!r}: reading rows failed: {exc}") from None
+            raise SourceError(f"table {table!r}: reading rows failed: {exc}") from None
         more = bool(rows)
         if more:
             chunk = pa.array(rows, raw_type)

@@ -1,29 +1,24 @@
-"""Sources: read one table's rows for a window as Arrow record batches.
+"""What every source shares: the interface, the extract query, Python values to Arrow.
 
 Every source has the same interface, so :mod:`ingestion.extract` does not
 know which database it reads:
 
 * ``columns(table)`` - the table's columns with their declared MySQL types;
 * ``read(table, columns, window, batch_rows)`` - an iterator of record batches
-  read in one consistent snapshot, with the window bounds as bind parameters.
-
-``SQLiteSource`` is the embedded environment's stand-in for MySQL (its tables
-are declared with MySQL types); ``MySQLSource`` lives in ``mysql_source.py``.
+  read in one consistent snapshot, with the window bounds as bind parameters;
+* ``key_is_unique(table)`` - whether the configured key is a unique index.
 """
 
 from __future__ import annotations
 
-import sqlite3
-from collections.abc import Iterator, Sequence
-from datetime import datetime
-from pathlib import Path
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
 
 from ingestion.config import TableConfig
-from ingestion.errors import ExtractError
+from ingestion.errors import SourceError
 from ingestion.types import Column, is_temporal
 from ingestion.window import Window
 
@@ -61,16 +56,19 @@ def select_sql(
     columns: Sequence[Column],
     window: Window,
     qualified_table: str,
-    quote: str,
+    quote: Callable[[str], str],
     placeholder: str,
     bound: Any = None,
 ) -> tuple[str, list[Any]]:
-    """The extract query: every row (full refresh) or the cursor window, bounds bound."""
-    column_list = ", ".join(f"{quote}{c.name}{quote}" for c in columns)
+    """The extract query: every row (full refresh) or the cursor window, bounds bound.
+
+    ``quote`` is the source dialect's identifier quoting; ``qualified_table`` is quoted.
+    """
+    column_list = ", ".join(quote(c.name) for c in columns)
     sql = f"SELECT {column_list} FROM {qualified_table}"
     params: list[Any] = []
     if table.is_incremental:
-        cursor = f"{quote}{table.cursor}{quote}"
+        cursor = quote(table.cursor or "")
         sql += f" WHERE {cursor} >= {placeholder} AND {cursor} < {placeholder}"
         convert = bound or (lambda value: value)
         params = [convert(window.extract_start(table.lookback)), convert(window.end)]
@@ -102,7 +100,7 @@ def cast_column(text: pa.Array, target: pa.DataType, column: Column) -> pa.Array
     try:
         return text.cast(target)
     except (pa.ArrowInvalid, pa.ArrowNotImplementedError) as exc:
-        raise ExtractError(
+        raise SourceError(
             f"column {column.name!r} ({column.source_type}): value does not fit {target}: {exc}"
         ) from None
 
@@ -116,55 +114,3 @@ def rows_to_batch(rows: Sequence[tuple], columns: Sequence[Column], schema: pa.S
 def source_schema(columns: Sequence[Column]) -> pa.Schema:
     """Arrow schema of the source columns; each field remembers its MySQL type."""
     return pa.schema(pa.field(c.name, c.arrow_type, metadata={"source_type": c.source_type}) for c in columns)
-
-
-def _sqlite_bound(value: datetime) -> str:
-    # SQLite compares the stored text: 'YYYY-MM-DD HH:MM:SS', fraction only when set.
-    return value.isoformat(sep=" ")
-
-
-class SQLiteSource:
-    """The embedded source: a SQLite file whose tables carry MySQL column types."""
-
-    def __init__(self, path: str | Path) -> None:
-        self.path = Path(path)
-        if not self.path.exists():
-            raise ExtractError(
-                f"source database {self.path} does not exist; generate it with `python -m ingestion generate`"
-            )
-        self.connection = sqlite3.connect(self.path, isolation_level=None)
-
-    def columns(self, table: TableConfig) -> list[Column]:
-        rows = self.connection.execute(f'PRAGMA table_info("{table.source_table}")').fetchall()
-        if not rows:
-            raise ExtractError(f"table {table.name!r}: source table {table.source_table!r} not found")
-        return [Column(name=row[1], source_type=row[2] or "text") for row in rows]
-
-    def key_is_unique(self, table: TableConfig) -> bool:
-        info = self.connection.execute(f'PRAGMA table_info("{table.source_table}")').fetchall()
-        pairs = [("primary", row[1]) for row in info if row[5] > 0]
-        for index in self.connection.execute(f'PRAGMA index_list("{table.source_table}")').fetchall():
-            if index[2]:  # unique
-                pairs += [
-                    (index[1], row[2]) for row in self.connection.execute(f'PRAGMA index_info("{index[1]}")')
-                ]
-        return unique_key_in(table, pairs)
-
-    def read(
-        self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
-    ) -> Iterator[pa.RecordBatch]:
-        sql, params = select_sql(
-            table, columns, window, f'"{table.source_table}"', '"', "?", bound=_sqlite_bound
-        )
-        schema = source_schema(columns)
-        # A read transaction is one consistent snapshot of the file.
-        self.connection.execute("BEGIN")
-        try:
-            cursor = self.connection.execute(sql, params)
-            while rows := cursor.fetchmany(batch_rows):
-                yield rows_to_batch(rows, columns, schema)
-        finally:
-            self.connection.execute("COMMIT")
-
-    def close(self) -> None:
-        self.connection.close()

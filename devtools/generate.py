@@ -25,7 +25,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from ingestion.environments import Connection
+from ingestion.connection import Connection
 
 log = logging.getLogger(__name__)
 

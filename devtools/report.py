@@ -6,7 +6,9 @@ from typing import Any
 
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
-from ingestion.load import AUDIT_TABLE, RAW_SCHEMA, open_warehouse, quote
+from ingestion.load import RAW_SCHEMA
+from ingestion.warehouse import open_warehouse
+from ingestion.warehouse.sql import AUDIT_TABLE, quote
 
 
 def query(environment: Environment, sql: str) -> tuple[list[str], list[tuple]]:

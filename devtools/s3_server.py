@@ -3,7 +3,7 @@
 * ``running_s3_server(port)`` (context manager) yields the endpoint URL; it starts a
   server for the duration of the block when nothing answers on the port yet, and leaves
   an already running one alone.
-* ``python -m ingestion.s3_server start|stop|status [--port N]`` runs one that outlives
+* ``python -m devtools.s3_server start|stop|status [--port N]`` runs one that outlives
   the calling process (``make demo ENV=services``): detached, with a pid file and a log
   under ``.data/s3_server/``. ``start`` returns once the server answers.
 * ``ensure_bucket(endpoint_url, bucket)`` creates the stage bucket if it is missing.
@@ -238,7 +238,7 @@ def status(port: int = SERVICES_S3_PORT, state_dir: Path = DEFAULT_STATE_DIR) ->
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m ingestion.s3_server",
+        prog="python -m devtools.s3_server",
         description="Run the loopback S3 API server (moto) of the services environment.",
     )
     parser.add_argument("action", choices=("start", "stop", "status"))

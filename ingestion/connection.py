@@ -1,0 +1,114 @@
+"""An Airflow connection's fields as the pipeline uses them, read from JSON or a URI."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from ingestion.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class Connection:
+    """The fields of an Airflow connection that the pipeline uses."""
+
+    conn_id: str
+    conn_type: str
+    host: str | None = None
+    port: int | None = None
+    login: str | None = None
+    password: str | None = None
+    schema: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> str:
+        """Airflow's JSON connection format (what ``AIRFLOW_CONN_*`` holds)."""
+        document: dict[str, Any] = {"conn_type": self.conn_type}
+        for key in ("host", "port", "login", "password", "schema"):
+            value = getattr(self, key)
+            if value not in (None, ""):
+                document[key] = value
+        if self.extra:
+            document["extra"] = self.extra
+        return json.dumps(document)
+
+    @classmethod
+    def parse(cls, conn_id: str, text: str) -> Connection:
+        """Read a connection in Airflow's JSON or URI form."""
+        text = text.strip()
+        if text.startswith("{"):
+            try:
+                document = json.loads(text)
+            except json.JSONDecodeError as exc:
+                raise ConfigError(f"connection {conn_id!r}: not valid JSON: {exc}") from None
+            if not isinstance(document, dict):
+                raise ConfigError(f"connection {conn_id!r}: expected a JSON object, got {text[:40]!r}")
+            return cls(
+                conn_id=conn_id,
+                conn_type=document.get("conn_type", ""),
+                host=document.get("host"),
+                port=_port(conn_id, document.get("port")),
+                login=document.get("login"),
+                password=document.get("password"),
+                schema=document.get("schema"),
+                extra=_extra(conn_id, document.get("extra")),
+            )
+        parts = urlsplit(text)
+        if not parts.scheme:
+            raise ConfigError(f"connection {conn_id!r}: expected JSON or a URI like postgres://...")
+        try:
+            port = parts.port
+        except ValueError:
+            raise ConfigError(f"connection {conn_id!r}: the port is not a number (1-65535)") from None
+        return cls(
+            conn_id=conn_id,
+            conn_type=parts.scheme.replace("-", "_"),
+            host=unquote(parts.hostname) if parts.hostname else None,
+            port=port,
+            login=unquote(parts.username) if parts.username else None,
+            password=unquote(parts.password) if parts.password else None,
+            schema=unquote(parts.path.lstrip("/")) or None,
+            extra=dict(parse_qsl(parts.query)),
+        )
+
+    @classmethod
+    def from_airflow(cls, conn: Any) -> Connection:
+        """Convert an ``airflow.models.Connection`` (secrets backends included)."""
+        return cls(
+            conn_id=conn.conn_id,
+            conn_type=conn.conn_type,
+            host=conn.host,
+            port=conn.port,
+            login=conn.login,
+            password=conn.password,
+            schema=conn.schema,
+            extra=conn.extra_dejson,
+        )
+
+
+def _port(conn_id: str, value: Any) -> int | None:
+    if value in (None, ""):
+        return None
+    try:
+        port = int(value)
+    except (TypeError, ValueError):
+        port = 0
+    if not 0 < port < 65536 or isinstance(value, bool):
+        raise ConfigError(f"connection {conn_id!r}: port {value!r} is not a number from 1 to 65535")
+    return port
+
+
+def _extra(conn_id: str, value: Any) -> dict[str, Any]:
+    """``extra`` as a dict: Airflow accepts it as an object or as a JSON string."""
+    if value in (None, ""):
+        return {}
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError as exc:
+            raise ConfigError(f"connection {conn_id!r}: extra is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise ConfigError(f"connection {conn_id!r}: extra must be a JSON object")
+    return value

@@ -1,0 +1,168 @@
+"""What every warehouse dialect answers: connecting, types, DDL, locking, bulk-loading.
+
+A dialect is a subclass of :class:`Warehouse`; the load (``ingestion/load.py``)
+talks to one instance and never asks which dialect it is.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from ingestion.batch import BATCH_ID, BATCH_ID_LENGTH, LOADED_AT
+from ingestion.config import TableConfig
+from ingestion.connection import Connection
+from ingestion.errors import LoadError
+from ingestion.stage import Manifest, Stage
+from ingestion.types import Column
+from ingestion.warehouse.sql import quote, target_table
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class StagedBatch:
+    """One extract attempt as the bulk-load sees it.
+
+    ``constants`` are columns with one value for every row (the load metadata),
+    by column name: they are sent once, not read from the files per row.
+    """
+
+    manifest: Manifest
+    stage: Stage
+    columns: Sequence[str]
+    constants: dict[str, pa.Scalar]
+
+    @property
+    def file_columns(self) -> list[str]:
+        """The columns read from the Parquet files."""
+        return [c for c in self.columns if c not in self.constants]
+
+    @property
+    def target_columns(self) -> list[str]:
+        """Every column the bulk-load fills, in the order it sends them."""
+        return [*self.file_columns, *self.constants]
+
+    def record_batches(self) -> Iterator[pa.RecordBatch]:
+        """The manifest's rows of the file columns, one Parquet row group at a time."""
+        for entry in self.manifest.entries:
+            parquet = self.stage.open_parquet(entry.url)
+            for index in range(parquet.num_row_groups):
+                yield from parquet.read_row_group(index, columns=self.file_columns).to_batches()
+
+
+class Warehouse:
+    """A warehouse connection. Subclasses answer every dialect question."""
+
+    #: The connection ``conn_type`` (and dbt adapter) of the dialect.
+    dialect = ""
+    #: Whether ``bulk_load`` can fill the target itself, constant columns included.
+    loads_into_target = False
+
+    def __init__(self, connection: Connection) -> None:
+        self.connection = connection
+
+    # -- connection and statements ---------------------------------------------------
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    def execute(self, cursor: Any, sql: str, params: dict | None = None) -> int:
+        """Run one statement; return the number of rows it changed (or -1)."""
+        log.debug("%s", sql)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        return cursor.rowcount
+
+    def scalar(self, cursor: Any, sql: str, params: dict | None = None) -> Any:
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        return cursor.fetchone()[0]
+
+    def begin(self, db: Any) -> None:
+        """DB-API connections open a transaction implicitly."""
+
+    def cursor(self, db: Any) -> Any:
+        return db.cursor()
+
+    def create_database(self) -> str:
+        """Create the connection's database when it is missing; say what was done."""
+        raise LoadError(f"the {self.dialect} warehouse database cannot be created by this tool")
+
+    # -- locking -----------------------------------------------------------------------
+
+    def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Serialise concurrent loads of one table."""
+
+    def lock_ddl(self, cursor: Any) -> None:
+        """Serialise the ``create ... if not exists`` of concurrent first loads."""
+
+    # -- types and DDL -----------------------------------------------------------------
+
+    def column_type(self, data_type: pa.DataType, char_length: int | None = None) -> str:
+        """The warehouse column type of an Arrow type (``char_length`` of a MySQL varchar)."""
+        if pa.types.is_int16(data_type):
+            return "smallint"
+        if pa.types.is_int32(data_type):
+            return "integer"
+        if pa.types.is_int64(data_type):
+            return "bigint"
+        if pa.types.is_decimal(data_type):
+            return f"decimal({data_type.precision}, {data_type.scale})"
+        if pa.types.is_float32(data_type):
+            return "real"
+        if pa.types.is_float64(data_type):
+            return "double precision"
+        if pa.types.is_timestamp(data_type):
+            return "timestamp"
+        if pa.types.is_date32(data_type):
+            return "date"
+        if pa.types.is_string(data_type) or pa.types.is_large_string(data_type):
+            return self.text_type(char_length)
+        if pa.types.is_binary(data_type) or pa.types.is_large_binary(data_type):
+            return self.binary_type
+        raise LoadError(f"no {self.dialect} column type for Arrow type {data_type}", retryable=False)
+
+    def text_type(self, char_length: int | None) -> str:
+        return "varchar"
+
+    binary_type = "blob"
+
+    def column_definitions(self, schema: pa.Schema) -> list[str]:
+        """Warehouse columns of the staged Parquet schema (fields remember their MySQL type)."""
+        definitions = []
+        for field in schema:
+            source_type = (field.metadata or {}).get(b"source_type")
+            if source_type:
+                char_length = Column(field.name, source_type.decode()).char_length
+            else:
+                char_length = BATCH_ID_LENGTH if field.name == BATCH_ID else None
+            definitions.append(f"{quote(field.name)} {self.column_type(field.type, char_length)}")
+        return definitions
+
+    def table_options(self, table: TableConfig) -> str:
+        """Text after a raw table's column list (distribution and sort keys)."""
+        return ""
+
+    def create_target_sql(self, raw_schema: str, table: TableConfig, schema: pa.Schema) -> str:
+        columns = [*self.column_definitions(schema), f"{quote(LOADED_AT)} timestamp"]
+        body = ",\n    ".join(columns)
+        sql = f"create table if not exists {target_table(raw_schema, table)} (\n    {body}\n)"
+        return sql + self.table_options(table)
+
+    def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
+        cursor.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = %(schema)s and table_name = %(table)s order by ordinal_position",
+            {"schema": raw_schema, "table": name},
+        )
+        return [row[0] for row in cursor.fetchall()]
+
+    # -- bulk-load ---------------------------------------------------------------------
+
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        """Load the batch's files (exactly the manifest's) into the table ``into``
+        (the staging table, or the target when ``loads_into_target``); return the rows loaded."""
+        raise NotImplementedError

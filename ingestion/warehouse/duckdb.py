@@ -1,0 +1,85 @@
+"""DuckDB (the embedded environment's warehouse): a local file, loaded with ``read_parquet``."""
+
+from __future__ import annotations
+
+import logging
+import re
+from pathlib import Path
+from typing import Any
+
+from ingestion.errors import ConfigError, LoadError
+from ingestion.warehouse.base import StagedBatch, Warehouse
+from ingestion.warehouse.sql import quote
+
+log = logging.getLogger(__name__)
+
+
+class DuckDBWarehouse(Warehouse):
+    dialect = "duckdb"
+    loads_into_target = True
+
+    @property
+    def path(self) -> str:
+        if not self.connection.host:
+            raise ConfigError(f"connection {self.connection.conn_id!r}: host (DuckDB file path) missing")
+        return self.connection.host
+
+    def connect(self) -> Any:
+        import duckdb
+
+        try:
+            return duckdb.connect(self.path)
+        except duckdb.Error as exc:
+            raise LoadError(
+                f"connection {self.connection.conn_id!r}: cannot open {self.path}: {exc}"
+            ) from None
+
+    def create_database(self) -> str:
+        Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+        return f"warehouse: DuckDB file {self.path}"
+
+    @staticmethod
+    def _params(sql: str, params: dict | None) -> tuple[str, dict | None]:
+        if params:
+            sql = re.sub(r"%\((\w+)\)s", r"$\1", sql)
+        return sql, params
+
+    def execute(self, cursor: Any, sql: str, params: dict | None = None) -> int:
+        log.debug("%s", sql)
+        sql, params = self._params(sql, params)
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        if sql.lstrip().lower().startswith(("insert", "delete", "update")):
+            return int(cursor.fetchone()[0])
+        return -1
+
+    def scalar(self, cursor: Any, sql: str, params: dict | None = None) -> Any:
+        sql, params = self._params(sql, params)
+        return cursor.execute(sql, params).fetchone()[0]
+
+    def begin(self, db: Any) -> None:
+        db.execute("begin transaction")
+
+    def cursor(self, db: Any) -> Any:
+        # DuckDB's cursor() is a separate connection with its own transaction.
+        return db
+
+    def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
+        rows = cursor.execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = ? and table_name = ? order by ordinal_position",
+            [raw_schema, name],
+        ).fetchall()
+        return [row[0] for row in rows]
+
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        if not batch.stage.is_local:
+            raise LoadError("the DuckDB warehouse loads from a local-folder stage only", retryable=False)
+        paths = [batch.stage.path(entry.url) for entry in batch.manifest.entries]
+        files = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
+        select_list = [quote(c) for c in batch.file_columns] + ["?"] * len(batch.constants)
+        cursor.execute(
+            f"insert into {into} ({', '.join(quote(c) for c in batch.target_columns)})\n"
+            f"select {', '.join(select_list)} from read_parquet([{files}])",
+            [value.as_py() for value in batch.constants.values()],
+        )
+        return int(cursor.fetchone()[0])

@@ -1,0 +1,65 @@
+"""Amazon Redshift: the PostgreSQL protocol, ``COPY`` of the manifest's Parquet files.
+
+Redshift reads the stage itself (``COPY ... MANIFEST FORMAT AS PARQUET``) with
+the IAM role in the connection's ``extra.iam_role``, never access keys.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ingestion.config import TableConfig
+from ingestion.errors import LoadError
+from ingestion.warehouse.base import StagedBatch
+from ingestion.warehouse.postgres import PostgresWarehouse
+from ingestion.warehouse.sql import quote, target_table
+
+MAX_VARCHAR = 65535
+
+
+def copy_sql(into: str, manifest_url: str, iam_role: str) -> str:
+    """Redshift's bulk-load of one attempt: only the files its manifest lists."""
+    manifest_url = manifest_url.replace("'", "''")
+    iam_role = iam_role.replace("'", "''")
+    return f"copy {into}\nfrom '{manifest_url}'\niam_role '{iam_role}'\nmanifest\nformat as parquet"
+
+
+class RedshiftWarehouse(PostgresWarehouse):
+    dialect = "redshift"
+    loads_into_target = False  # its COPY of Parquet cannot fill _loaded_at
+    binary_type = "varbyte(65535)"
+    default_port = 5439
+    default_sslmode = "require"
+
+    def create_database(self) -> str:
+        raise LoadError("init-warehouse does not create Redshift databases; create it in the console")
+
+    def text_type(self, char_length: int | None) -> str:
+        """VARCHAR counts bytes on Redshift: four per utf8mb4 character, at most 65535."""
+        return f"varchar({min(4 * char_length, MAX_VARCHAR) if char_length else MAX_VARCHAR})"
+
+    def table_options(self, table: TableConfig) -> str:
+        sortkey = table.cursor or table.primary_key[0]
+        return f"\ndistkey ({quote(table.primary_key[0])})\nsortkey ({quote(sortkey)})"
+
+    def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        cursor.execute(f"lock {target_table(raw_schema, table)}")
+
+    def lock_ddl(self, cursor: Any) -> None:
+        """Redshift has no advisory locks; its catalog serialises the creates."""
+
+    @property
+    def iam_role(self) -> str:
+        role = (self.connection.extra or {}).get("iam_role")
+        if not role:
+            raise LoadError(
+                f"connection {self.connection.conn_id!r}: set extra.iam_role to the ARN of the "
+                "IAM role Redshift assumes to read the stage (COPY ... IAM_ROLE)",
+                retryable=False,
+            )
+        return role
+
+    def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
+        """COPY reads the files itself, constant columns included."""
+        cursor.execute(copy_sql(into, batch.manifest.url, self.iam_role))
+        return int(self.scalar(cursor, f"select count(*) from {into}"))
