@@ -12,6 +12,8 @@ SIZE ?= 1000
 START ?= 2026-10-30
 ROWS ?= 1000000
 REPEAT ?= 3
+AIRFLOW_PORT ?= 8081
+DOCS_PORT ?= 8080
 
 export UV_PYTHON_DOWNLOADS := never
 export PIPELINE_ENV := $(ENV)
@@ -27,7 +29,7 @@ export DBT_PROFILES_DIR := $(CURDIR)
 WITH_ENV := $(PY) -m ingestion exec --
 DBT := $(WITH_ENV) $(CURDIR)/$(VENV)/bin/dbt
 
-.PHONY: help setup demo test test-fast lint format docs manifest bench s3-start s3-stop airflow-ui clean
+.PHONY: help setup demo test test-setup test-fast lint format docs manifest bench s3-start s3-stop airflow-ui clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
@@ -45,7 +47,10 @@ manifest: setup ## dbt parse: build dbt_project/target/manifest.json for Cosmos
 demo: setup ## generate demo data, run the DAG for DAYS intervals, print mau_summary
 	bash scripts/demo.sh "$(ENV)" "$(DAYS)" "$(SIZE)" "$(START)"
 
-test: manifest ## run the whole test suite (unit, integration, DAG, end to end, browser)
+test-setup: setup ## system packages only the tests need (Chromium and its driver for browser tests)
+	bash scripts/setup-test.sh
+
+test: manifest test-setup ## run the whole test suite (unit, integration, DAG, end to end, browser)
 	$(PY) -m pytest -q $(PYTEST_ARGS)
 
 test-fast: manifest ## skip the slow end-to-end DAG runs
@@ -61,8 +66,8 @@ format: setup ## apply ruff format and fixes
 	$(VENV)/bin/ruff format .
 	$(VENV)/bin/ruff check --fix .
 
-docs: manifest ## generate and serve the dbt docs on http://127.0.0.1:8080
-	cd dbt_project && $(DBT) docs generate && $(DBT) docs serve --port 8080 --host 127.0.0.1
+docs: manifest ## generate and serve the dbt docs on http://127.0.0.1:$(DOCS_PORT)
+	cd dbt_project && $(DBT) docs generate && $(DBT) docs serve --port $(DOCS_PORT) --host 127.0.0.1
 
 bench: setup ## benchmark extract/load against SqlToS3Operator and client floors (ROWS=, REPEAT=)
 	$(PY) bench/run.py --rows $(ROWS) --repeat $(REPEAT)
@@ -73,8 +78,9 @@ s3-start: setup ## start the loopback S3 API server (services environment)
 s3-stop: ## stop the loopback S3 API server
 	$(PY) -m devtools.s3_server stop
 
-airflow-ui: setup ## run the Airflow UI and scheduler for this environment (airflow standalone)
-	$(WITH_ENV) $(VENV)/bin/airflow standalone
+airflow-ui: setup ## run the Airflow UI and scheduler on http://127.0.0.1:$(AIRFLOW_PORT) (airflow standalone)
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
+		$(WITH_ENV) $(CURDIR)/$(VENV)/bin/airflow standalone
 
 clean: ## remove generated data, Airflow home and dbt artifacts (keeps .venv)
 	rm -rf .data .airflow dbt_project/target dbt_project/logs logs

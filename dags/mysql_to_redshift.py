@@ -92,7 +92,9 @@ with DAG(
             emit_datasets=False,
         ),
         operator_args={
-            "env": airflow_tasks.dbt_env(),
+            # The warehouse connection reaches dbt when each task runs, resolved by
+            # Airflow (env var, metadata DB or secrets backend): no secret in the DAG.
+            "pre_execute": airflow_tasks.export_dbt_credentials,
             "install_deps": False,
         },
     )

@@ -173,6 +173,8 @@ def connect_oltp(connection: Connection, create_database: bool = True) -> tuple[
     if connection.conn_type == "mysql":
         import MySQLdb
 
+        from ingestion.sources.mysql import quote
+
         options = dict(
             host=connection.host or "127.0.0.1",
             port=connection.port or 3306,
@@ -182,7 +184,7 @@ def connect_oltp(connection: Connection, create_database: bool = True) -> tuple[
         )
         if create_database and connection.schema:
             server = MySQLdb.connect(**options)
-            server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS `{connection.schema}`")
+            server.cursor().execute(f"CREATE DATABASE IF NOT EXISTS {quote(connection.schema)}")
             server.close()
         return MySQLdb.connect(database=connection.schema, **options), "mysql"
     raise ValueError(f"connection {connection.conn_id!r}: no demo writer for {connection.conn_type!r}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ingestion.batch import LOADED_AT
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
 from ingestion.load import RAW_SCHEMA
@@ -32,12 +33,12 @@ def format_table(names: list[str], rows: list[tuple]) -> str:
 
 
 def raw_counts(environment: Environment, tables: dict[str, TableConfig]) -> list[tuple[Any, ...]]:
-    parts = [
-        f"select '{name}' as table_name, count(*) as row_count, max(_loaded_at) as last_loaded_at "
-        f"from {quote(RAW_SCHEMA)}.{quote(name)}"
-        for name in tables
-    ]
-    return query(environment, "\nunion all\n".join(parts) + "\norder by 1")[1]
+    """(table, rows, last _loaded_at) of each raw table; names are only ever quoted identifiers."""
+    counts = []
+    for name in sorted(tables):
+        sql = f"select count(*), max({quote(LOADED_AT)}) from {quote(RAW_SCHEMA)}.{quote(name)}"
+        counts.append((name, *query(environment, sql)[1][0]))
+    return counts
 
 
 def demo_report(environment: Environment, tables: dict[str, TableConfig]) -> str:

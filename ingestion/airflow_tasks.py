@@ -3,6 +3,14 @@
 Only this module imports Airflow, and only inside functions, so the rest of
 the package runs (and is tested) without it. Tasks exchange only the manifest
 URL through XCom.
+
+Credentials are resolved here, in the task process, when a task runs: from the
+``AIRFLOW_CONN_*`` variables, else from Airflow's connection store (metadata
+database or a secrets backend), else from the environment's loopback default.
+Every password found is registered with Airflow's secrets masker. dbt gets the
+warehouse connection the same way (``export_dbt_credentials``), never through
+a DAG argument, so nothing secret is in the serialized DAG, a templated field
+or XCom.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from ingestion.window import Window
 log = logging.getLogger(__name__)
 
 SLACK_WEBHOOK_VARIABLE = "PIPELINE_SLACK_WEBHOOK_URL"
+WAREHOUSE_VARIABLE = f"AIRFLOW_CONN_{environments.CONN_IDS['warehouse'].upper()}"
 
 
 def airflow_connection(conn_id: str) -> Connection | None:
@@ -53,7 +62,26 @@ def failing_fast() -> Iterator[None]:
 
 
 def task_environment() -> Environment:
-    return environments.resolve(lookup=airflow_connection)
+    """The environment as a task sees it, its secrets registered with the masker."""
+    environment = environments.resolve(lookup=airflow_connection)
+    mask_secrets(environment.source, environment.warehouse, environment.aws)
+    return environment
+
+
+def mask_secrets(*connections: Connection | None) -> None:
+    """Register the connections' passwords (and secret-named extras) with Airflow's
+    secrets masker, so a stray log line shows ``***`` instead. The password's
+    JSON-escaped form too: that is how it appears in ``AIRFLOW_CONN_*`` values."""
+    from airflow.sdk.log import mask_secret
+
+    for connection in connections:
+        if connection is None:
+            continue
+        if connection.password:
+            mask_secret(connection.password)
+            mask_secret(json.dumps(connection.password)[1:-1])
+        if connection.extra:
+            mask_secret(connection.extra)
 
 
 def interval(data_interval_start: datetime | None, data_interval_end: datetime | None) -> Window:
@@ -86,21 +114,20 @@ def load_table(
     return {k: v for k, v in result.as_dict().items() if k != "timings"}
 
 
-def dbt_env() -> dict[str, str]:
-    """Variables dbt needs under Cosmos: the target and, where the environment
-    provides a loopback default, the warehouse connection (Cosmos runs dbt in a
-    temporary copy of the project, so relative paths would not resolve)."""
-    name = environments.environment_name()
-    variables = {"DBT_TARGET": environments.DBT_TARGETS[name]}
-    if name != "production":
-        variables.update(
-            {
-                key: value
-                for key, value in environments.resolve(name).variables().items()
-                if key == "AIRFLOW_CONN_PIPELINE_WAREHOUSE"
-            }
-        )
-    return variables
+def export_dbt_credentials(context: Any = None) -> None:
+    """``pre_execute`` of every dbt task: hand dbt the warehouse connection.
+
+    Resolved now, in the task process, from wherever Airflow keeps
+    ``pipeline_warehouse`` (environment variable, metadata database, secrets
+    backend), and set as ``AIRFLOW_CONN_PIPELINE_WAREHOUSE`` (JSON form) in this
+    process's environment only: Cosmos passes its environment on to dbt, and
+    ``profiles.yml`` reads that variable, as it does for ``dbt build`` by hand.
+    The operator's templated ``env`` stays untouched, so the password is never
+    rendered, serialized or stored; the masker hides it from the logs.
+    """
+    environment = task_environment()
+    os.environ[WAREHOUSE_VARIABLE] = environment.warehouse.to_json()
+    os.environ["DBT_TARGET"] = environment.dbt_target
 
 
 def notify_failure(context: dict[str, Any]) -> None:

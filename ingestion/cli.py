@@ -8,6 +8,11 @@ python -m ingestion env            # shell exports of the selected environment
 python -m ingestion check-config   # validate config/tables.yml
 python -m ingestion report         # raw row counts and mau_summary
 python -m ingestion exec -- dbt build   # a command with the environment's variables
+
+A bad setting or input ends with one line on stderr, ``error: <what is wrong and
+what to do>``, and exit status 2; ``-v`` adds the traceback (before that line).
+Log lines go to stderr as well, each starting with its timestamp; the error line
+is always the last line.
 """
 
 from __future__ import annotations
@@ -18,18 +23,34 @@ import logging
 import os
 import shlex
 import sys
-from datetime import date
+import traceback
+from datetime import date, datetime
 
 from ingestion import config, environments, pipeline
-from ingestion.errors import PipelineError
+from ingestion.errors import ConfigError, PipelineError, first_line
 from ingestion.warehouse import open_warehouse
-from ingestion.window import Window
+from ingestion.window import Window, parse_timestamp
 
 DEMO_START = "2026-10-30"  # devtools.generate.DEFAULT_START
 
 
+def _timestamp(option: str, text: str) -> datetime:
+    try:
+        return parse_timestamp(text)
+    except ValueError as exc:
+        raise ConfigError(
+            f"{option} {text!r} is not a date or timestamp ({exc}); use ISO 8601 in UTC, "
+            "e.g. 2026-10-30 or 2026-10-30T06:00:00Z"
+        ) from None
+
+
 def _window(args: argparse.Namespace) -> Window:
-    return Window.parse(args.start, args.end)
+    start, end = _timestamp("--start", args.start), _timestamp("--end", args.end)
+    if end <= start:
+        raise ConfigError(
+            f"--start {args.start} must be before --end {args.end}: the window [start, end) is empty"
+        )
+    return Window(start, end)
 
 
 def _environment(args: argparse.Namespace) -> environments.Environment:
@@ -38,7 +59,7 @@ def _environment(args: argparse.Namespace) -> environments.Environment:
 
 def cmd_run(args: argparse.Namespace) -> None:
     table = config.get_table(args.table, args.config)
-    extracted, loaded = pipeline.run_table(table, _window(args), _environment(args))
+    extracted, loaded = pipeline.run_table(table, _window(args), _environment(args), rebuild=args.rebuild)
     print(json.dumps({"extract": extracted.as_dict(), "load": loaded.as_dict()}, indent=2))
 
 
@@ -115,8 +136,15 @@ def cmd_report(args: argparse.Namespace) -> None:
     print(report.demo_report(_environment(args), config.load_tables(args.config)))
 
 
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse, with its errors as one ``error:`` line like every other error here."""
+
+    def error(self, message: str):  # type: ignore[override]
+        self.exit(2, f"error: {self.prog}: {message} (see {self.prog} --help)\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m ingestion", description=__doc__.splitlines()[0])
+    parser = ArgumentParser(prog="python -m ingestion", description=__doc__.splitlines()[0])
     parser.add_argument("--config", help="table config file (default: config/tables.yml)")
     parser.add_argument("--env", choices=environments.ENVIRONMENTS, help="default: $PIPELINE_ENV or embedded")
     parser.add_argument("-v", "--verbose", action="store_true")
@@ -130,7 +158,11 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    windowed("run", cmd_run, "extract and load one table for one window")
+    windowed("run", cmd_run, "extract and load one table for one window").add_argument(
+        "--rebuild",
+        action="store_true",
+        help="extract every row and replace the raw table (after a schema change)",
+    )
     windowed("extract", cmd_extract, "extract one table's window into the stage")
     windowed("load", cmd_load, "load a staged manifest").add_argument("--manifest", required=True)
 
@@ -169,6 +201,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         args.handler(args)
     except PipelineError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        if args.verbose:
+            traceback.print_exc(file=sys.stderr)
+        print(f"error: {first_line(exc)}", file=sys.stderr)
         return 2
     return 0

@@ -4,6 +4,17 @@ The YAML file (``config/tables.yml``) is validated when it is read: an unknown
 key, a missing primary key, an identifier that is not a plain name or an
 incremental table without a cursor raises :class:`ConfigError` naming the entry
 before any SQL runs.
+
+Two kinds of names:
+
+* ``name`` names the warehouse table, its dbt source and the load's temporary
+  tables (``<name>__stage``, ``<name>__latest``): a plain identifier of at most
+  55 characters, so that those fit PostgreSQL's 63-byte limit untruncated;
+* ``source_schema``, ``source_table``, ``primary_key``, ``cursor`` and
+  ``soft_delete`` name what already exists in MySQL, where a name may hold any
+  character but NUL (backticks, quotes, ``;``, spaces, reserved words, non-ASCII
+  letters): any non-empty text without NUL. Every identifier is quoted by its
+  dialect's rule wherever SQL names it, so no name can become SQL.
 """
 
 from __future__ import annotations
@@ -21,10 +32,13 @@ from ingestion.errors import ConfigError
 
 DEFAULT_CONFIG_PATH = Path(__file__).resolve().parent.parent / "config" / "tables.yml"
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+# 55 = 63 (PostgreSQL's identifier bytes) - len("__latest"), the longest temporary-table suffix.
+IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,54}$")
 LOOKBACK = re.compile(r"^(\d+)\s*([smhd])$")
 LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MODES = ("incremental", "full_refresh")
+#: What a load does when the source's columns changed (dbt's vocabulary; ingestion/schema_drift.py).
+ON_SCHEMA_CHANGE = ("append_new_columns", "fail", "sync_all_columns")
 
 ALLOWED_KEYS = {
     "name",
@@ -35,6 +49,7 @@ ALLOWED_KEYS = {
     "cursor",
     "lookback",
     "soft_delete",
+    "on_schema_change",
 }
 
 
@@ -50,6 +65,7 @@ class TableConfig:
     cursor: str | None = None
     lookback: timedelta = timedelta(0)
     soft_delete: str | None = None
+    on_schema_change: str = "append_new_columns"
 
     @property
     def is_incremental(self) -> bool:
@@ -57,12 +73,32 @@ class TableConfig:
 
 
 def _identifier(entry: str, key: str, value: Any) -> str:
+    """The warehouse table's name: a plain identifier."""
     if not isinstance(value, str) or not IDENTIFIER.match(value):
         raise ConfigError(
             f"table {entry!r}: {key} {value!r} is not a plain identifier "
-            "(letters, digits and _, not starting with a digit)"
+            "(letters, digits and _, not starting with a digit, at most 55 characters)"
         )
-    if value.startswith("_") and value.lower() in METADATA_COLUMNS:
+    return _not_metadata(entry, key, value)
+
+
+def _source_name(entry: str, key: str, value: Any) -> str:
+    """A MySQL schema, table or column name: any non-empty text without NUL (always quoted)."""
+    if not isinstance(value, str) or not value or "\0" in value:
+        raise ConfigError(
+            f"table {entry!r}: {key} {value!r} must be a non-empty name without NUL characters "
+            "(quote it in YAML when it is not plain text)"
+        )
+    return value
+
+
+def _column(entry: str, key: str, value: Any) -> str:
+    """A source column the config names (key, cursor, soft delete)."""
+    return _not_metadata(entry, key, _source_name(entry, key, value))
+
+
+def _not_metadata(entry: str, key: str, value: str) -> str:
+    if value.lower() in METADATA_COLUMNS:
         raise ConfigError(f"table {entry!r}: {key} {value!r} is a reserved load-metadata name")
     return value
 
@@ -100,7 +136,7 @@ def parse_table(raw: Any, position: int) -> TableConfig:
     keys = [keys] if isinstance(keys, str) else keys
     if not isinstance(keys, list):
         raise ConfigError(f"table {name!r}: primary_key must be a column or a list of columns")
-    primary_key = tuple(_identifier(name, "primary_key", k) for k in keys)
+    primary_key = tuple(_column(name, "primary_key", k) for k in keys)
     if len(set(primary_key)) != len(primary_key):
         raise ConfigError(f"table {name!r}: primary_key lists a column twice")
 
@@ -112,7 +148,7 @@ def parse_table(raw: Any, position: int) -> TableConfig:
     if mode == "incremental":
         if cursor is None:
             raise ConfigError(f"table {name!r}: mode incremental needs a cursor column (e.g. modified_at)")
-        cursor = _identifier(name, "cursor", cursor)
+        cursor = _column(name, "cursor", cursor)
         lookback = parse_lookback(name, raw.get("lookback", 0))
     else:
         for key in ("cursor", "lookback"):
@@ -122,25 +158,34 @@ def parse_table(raw: Any, position: int) -> TableConfig:
 
     source_schema = raw.get("source_schema")
     if source_schema is not None:
-        source_schema = _identifier(name, "source_schema", source_schema)
+        source_schema = _source_name(name, "source_schema", source_schema)
     soft_delete = raw.get("soft_delete")
     if soft_delete is not None:
-        soft_delete = _identifier(name, "soft_delete", soft_delete)
+        soft_delete = _column(name, "soft_delete", soft_delete)
+    on_schema_change = raw.get("on_schema_change", ON_SCHEMA_CHANGE[0])
+    if on_schema_change not in ON_SCHEMA_CHANGE:
+        raise ConfigError(
+            f"table {name!r}: on_schema_change {on_schema_change!r} must be one of "
+            f"{', '.join(ON_SCHEMA_CHANGE)}"
+        )
 
     return TableConfig(
         name=name,
-        source_table=_identifier(name, "source_table", raw.get("source_table", name)),
+        source_table=_source_name(name, "source_table", raw.get("source_table", name)),
         source_schema=source_schema,
         primary_key=primary_key,
         mode=mode,
         cursor=cursor,
         lookback=lookback,
         soft_delete=soft_delete,
+        on_schema_change=on_schema_change,
     )
 
 
 def parse_tables(document: Any, origin: str = "table config") -> dict[str, TableConfig]:
     """Validate a whole config document; return the tables by name, in file order."""
+    if document is None:
+        raise ConfigError(f"{origin} is empty; list the replicated tables under a top-level key 'tables'")
     if not isinstance(document, dict) or set(document) != {"tables"}:
         raise ConfigError(f"{origin}: expected one top-level key 'tables' holding a list")
     entries = document["tables"]
@@ -159,14 +204,18 @@ def load_tables(path: str | Path | None = None) -> dict[str, TableConfig]:
     """Read and validate the table config file."""
     path = Path(path) if path else DEFAULT_CONFIG_PATH
     try:
-        text = path.read_text()
+        text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
-        raise ConfigError(f"table config {path} does not exist") from None
+        raise ConfigError(
+            f"table config {path} does not exist; give --config the path of tables.yml"
+        ) from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"table config {path} cannot be read: {exc}") from None
     try:
         document = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         raise ConfigError(f"table config {path}: not valid YAML: {exc}") from None
-    return parse_tables(document, origin=str(path))
+    return parse_tables(document, origin=f"table config {path}")
 
 
 def get_table(name: str, path: str | Path | None = None) -> TableConfig:

@@ -47,5 +47,14 @@ class SchemaDriftError(LoadError):
     retryable = False
 
 
+def first_line(exc: BaseException) -> str:
+    """The first non-empty line of an error's message (drivers add hints, context and
+    query dumps on further lines), or the error's class name when it says nothing."""
+    for line in str(exc).splitlines():
+        if line.strip():
+            return line.strip()
+    return type(exc).__name__
+
+
 # The extract's errors before sources and stage had names of their own.
 ExtractError = SourceError

@@ -20,7 +20,7 @@ import pyarrow.parquet as pq
 
 from ingestion.batch import METADATA_COLUMNS, Batch
 from ingestion.config import TableConfig
-from ingestion.errors import ConfigError, PipelineError, StageError
+from ingestion.errors import ConfigError, PipelineError
 from ingestion.sources.base import Source, source_schema
 from ingestion.stage import Manifest, ManifestEntry, Stage
 from ingestion.timing import Timings
@@ -187,7 +187,7 @@ def extract(
     except PipelineError:
         raise
     except OSError as exc:
-        raise StageError(f"table {table.name!r}: writing the stage {prefix} failed: {exc}") from exc
+        raise stage.error(exc, f"table {table.name!r}: writing the stage {prefix} failed") from exc
     result = ExtractResult(
         table=table.name,
         batch_id=batch.batch_id,

@@ -6,16 +6,23 @@
    row's values, never file order); ``incremental``: delete the target rows
    whose cursor is older and insert the keys the target does not hold (a rerun
    changes nothing, an old backfill never overwrites newer data);
-   ``full_refresh``: delete every target row and insert the batch (never
-   ``TRUNCATE``: it commits on Redshift);
+   ``full_refresh``: delete the target rows whose key is gone and those whose
+   content changed, insert the keys the target does not hold, so unchanged rows
+   keep their ``_loaded_at`` and ``_batch_id`` (never ``TRUNCATE``: it commits
+   on Redshift);
 4. write an audit row to ``raw_data._load_audit``;
-5. commit. Any failure rolls back and leaves ``raw_data`` exactly as it was.
+5. commit. Any failure rolls back and leaves ``raw_data`` exactly as it was,
+   then writes a ``failed`` audit row in a transaction of its own.
 
-When the batch's key is unique and the merge could only insert (a full
-refresh, or an empty target), a warehouse that can fill the target itself
-bulk-loads straight into it instead of steps 1 and 3, in the same transaction.
-The SQL text is in ``ingestion/warehouse/sql.py``; the dialects in
-``ingestion/warehouse/``.
+Before step 1, in the same transaction, the batch's columns and types are
+compared with the table's (``ingestion/schema_drift.py``): new columns are
+added, safe widenings applied, anything lossy fails. ``rebuild`` replaces the
+table's contents and shape instead (a full extract after a lossy change).
+
+When the batch's key is unique and the target is empty (a first load, a
+rebuild), a warehouse that can fill the target itself bulk-loads straight into
+it instead of steps 1 and 3, in the same transaction. The SQL text is in
+``ingestion/warehouse/sql.py``; the dialects in ``ingestion/warehouse/``.
 """
 
 from __future__ import annotations
@@ -24,11 +31,13 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 import pyarrow as pa
 
+from ingestion import schema_drift
+from ingestion.audit import audit_row, ensure_audit_table, now, record_failure
 from ingestion.batch import LOADED_AT, Batch
 from ingestion.config import TableConfig
 from ingestion.errors import LoadError, PipelineError
@@ -55,6 +64,7 @@ class LoadResult:
     rows_deleted: int
     bytes: int
     seconds: float
+    schema_changes: str | None = None
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
@@ -70,25 +80,36 @@ def ensure_tables(
     warehouse.begin(db)
     warehouse.lock_ddl(cursor)
     warehouse.execute(cursor, f"create schema if not exists {q.quote(raw_schema)}")
-    warehouse.execute(cursor, q.create_audit_sql(raw_schema))
+    ensure_audit_table(warehouse, cursor, raw_schema)
     warehouse.execute(cursor, warehouse.create_target_sql(raw_schema, table, schema))
     db.commit()
 
 
-def check_target_columns(
-    warehouse: Warehouse, cursor: Any, raw_schema: str, table: TableConfig, expected: list[str]
-) -> None:
-    existing = warehouse.table_columns(cursor, raw_schema, table.name)
-    if existing != expected:
-        missing = [c for c in expected if c not in existing]
-        extra = [c for c in existing if c not in expected]
-        raise LoadError(
-            f"table {raw_schema}.{table.name}: its columns differ from the staged batch "
-            f"(missing in the warehouse: {', '.join(missing) or '-'}; "
-            f"not in the batch: {', '.join(extra) or '-'}; or the order differs). "
-            "Alter the table to match the source, or drop it to reload.",
-            retryable=False,
-        )
+def adapt_target(
+    warehouse: Warehouse,
+    cursor: Any,
+    raw_schema: str,
+    table: TableConfig,
+    schema: pa.Schema,
+    window: Window,
+    rebuild: bool,
+) -> str | None:
+    """Bring the raw table to the batch's shape in the load's transaction; say what changed."""
+    if rebuild:
+        target = q.target_table(raw_schema, table)
+        views = warehouse.dependent_views(cursor, raw_schema, table)
+        replace = [f"drop table {target}", warehouse.create_target_sql(raw_schema, table, schema)]
+        schema_drift.with_views(warehouse, cursor, views, replace)
+        return "rebuilt from a full extract"
+    drift = schema_drift.plan(
+        table,
+        f"{raw_schema}.{table.name}",
+        warehouse.column_types(schema),
+        warehouse.table_column_types(cursor, raw_schema, table.name),
+        window,
+    )
+    schema_drift.apply(warehouse, cursor, raw_schema, table, drift, window)
+    return drift.describe() or None
 
 
 def merge(
@@ -100,7 +121,9 @@ def merge(
     batch: Batch,
     loaded_at: datetime,
 ) -> tuple[int, int, int]:
-    """Step 3: staging table → target. Returns rows inserted, replaced, deleted."""
+    """Step 3: staging table → target. Returns rows inserted, replaced, deleted.
+
+    Inserted counts every row written (new keys and new versions of replaced rows)."""
     run = warehouse.execute
     staging = q.staging_table(table)
     if batch.unique_key:
@@ -108,15 +131,14 @@ def merge(
     else:
         run(cursor, q.dedupe_sql(table, columns))
         latest = q.latest_table(table)
-    stamp = {"loaded_at": loaded_at}
     if table.is_incremental:
-        replaced = run(cursor, q.delete_older_sql(raw_schema, table, latest))
-        inserted = run(cursor, q.insert_new_sql(raw_schema, table, columns, latest), stamp)
         deleted = 0
+        replaced = run(cursor, q.delete_older_sql(raw_schema, table, latest))
     else:
-        deleted = run(cursor, q.delete_all_sql(raw_schema, table))
-        inserted = run(cursor, q.insert_all_sql(raw_schema, table, columns, latest), stamp)
-        replaced = 0
+        deleted = run(cursor, q.delete_gone_sql(raw_schema, table, latest))
+        replaced = run(cursor, q.delete_changed_sql(raw_schema, table, columns, latest))
+    stamp = {"loaded_at": loaded_at}
+    inserted = run(cursor, q.insert_new_sql(raw_schema, table, columns, latest), stamp)
     if latest != staging:
         run(cursor, f"drop table {latest}")
     run(cursor, f"drop table {staging}")
@@ -127,11 +149,10 @@ def loads_straight_into_target(
     warehouse: Warehouse, cursor: Any, raw_schema: str, table: TableConfig, batch: Batch
 ) -> bool:
     """Whether the merge could only insert every row of the batch, so the bulk-load
-    may fill the target itself: a unique key, and a full refresh or an empty target."""
+    may fill the target itself: a unique key and an empty target (a first load, a rebuild).
+    A full refresh into rows merges, so that unchanged rows stay as stored."""
     if not (warehouse.loads_into_target and batch.unique_key):
         return False
-    if not table.is_incremental:
-        return True
     target = q.target_table(raw_schema, table)
     return not warehouse.scalar(cursor, f"select exists (select 1 from {target})")
 
@@ -155,113 +176,144 @@ def load(
     raw_schema: str = RAW_SCHEMA,
     force_staging: bool = False,
     before_commit: Callable[[], None] | None = None,
+    rebuild: bool = False,
 ) -> LoadResult:
     """Load one staged attempt into ``raw_schema.<table>`` in one transaction.
 
     ``force_staging`` takes the staging-table path even when the bulk-load could
-    fill the target itself (the path of every Redshift load).
+    fill the target itself (the path of every Redshift load). ``rebuild`` drops and
+    creates the table in the batch's shape first (in the same transaction), for a
+    full extract after a schema change that needs one. A failure rolls back, writes
+    a ``failed`` audit row and raises a :class:`LoadError` (or the pipeline error).
     """
     timings = Timings()
     started_clock = time.monotonic()
-    started_at = datetime.now(UTC).replace(tzinfo=None)
+    started_at = now()
     target_name = f"{raw_schema}.{table.name}"
-    with timings.phase("prepare_s"):
-        manifest = stage.read_manifest(manifest_url)
-        schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
-        batch = Batch.of(schema, manifest.entries[0].url)
-        columns = list(schema.names)
-    log.info(
-        "load %s: %d file(s), %s rows listed in %s",
-        target_name, len(manifest.entries), f"{manifest.record_count:,}", manifest_url,
-    )  # fmt: skip
-
-    db = warehouse.connect()
+    known: dict[str, Any] = {"manifest_url": manifest_url}  # what the failed audit row can say
+    db = None
     try:
-        cursor = warehouse.cursor(db)
-        run = warehouse.execute
         with timings.phase("prepare_s"):
-            ensure_tables(warehouse, db, cursor, raw_schema, table, schema)
-            warehouse.begin(db)
-            check_target_columns(warehouse, cursor, raw_schema, table, [*columns, LOADED_AT])
-            warehouse.lock(cursor, raw_schema, table)
-            straight = not force_staging and loads_straight_into_target(
-                warehouse, cursor, raw_schema, table, batch
-            )
-
-        loaded_at = datetime.now(UTC).replace(tzinfo=None)
-        constants = batch.constants()
-        if straight:
-            log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
-            with timings.phase("merge_s"):
-                deleted = 0 if table.is_incremental else run(cursor, q.delete_all_sql(raw_schema, table))
-            constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
-            with timings.phase("bulk_load_s"):
-                into = q.target_table(raw_schema, table)
-                staged = warehouse.bulk_load(cursor, into, StagedBatch(manifest, stage, columns, constants))
-            check_row_count(target_name, staged, manifest)
-            inserted, replaced = staged, 0
-        else:
-            with timings.phase("bulk_load_s"):
-                run(cursor, q.create_staging_sql(raw_schema, table, columns))
-                staging = StagedBatch(manifest, stage, columns, constants)
-                staged = warehouse.bulk_load(cursor, q.staging_table(table), staging)
-            check_row_count(target_name, staged, manifest)
-            with timings.phase("merge_s"):
-                inserted, replaced, deleted = merge(
-                    warehouse, cursor, raw_schema, table, columns, batch, loaded_at
-                )
-
-        seconds = round(time.monotonic() - started_clock, 3)
-        result = LoadResult(
-            table=table.name,
-            batch_id=batch.batch_id,
-            manifest_url=manifest_url,
-            files=len(manifest.entries),
-            rows_staged=staged,
-            rows_inserted=inserted,
-            rows_replaced=replaced,
-            rows_deleted=deleted,
-            bytes=manifest.content_length,
-            seconds=seconds,
-        )
-        with timings.phase("audit_s"):
-            run(cursor, q.insert_audit_sql(raw_schema), audit_row(result, table, window, started_at))
-        if before_commit is not None:
-            before_commit()
-        with timings.phase("commit_s"):
-            db.commit()
-    except PipelineError:
-        db.rollback()
-        raise
+            manifest = stage.read_manifest(manifest_url)
+            known.update(files=len(manifest.entries), bytes=manifest.content_length)
+            schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
+            batch = Batch.of(schema, manifest.entries[0].url)
+            known["batch_id"] = batch.batch_id
+        log.info(
+            "load %s: %d file(s), %s rows listed in %s",
+            target_name, len(manifest.entries), f"{manifest.record_count:,}", manifest_url,
+        )  # fmt: skip
+        db = warehouse.connect()
+        result = load_in_transaction(
+            warehouse, db, table, stage, manifest, schema, batch, window, timings,
+            raw_schema=raw_schema, force_staging=force_staging, before_commit=before_commit,
+            rebuild=rebuild, started_at=started_at, started_clock=started_clock, manifest_url=manifest_url,
+        )  # fmt: skip
     except Exception as exc:
-        db.rollback()
+        if db is not None:
+            try:
+                db.rollback()
+            except Exception:  # noqa: BLE001 - the connection may be gone; the error is raised below
+                log.warning("load %s: rollback failed", target_name, exc_info=True)
+        log.error("load %s failed, nothing changed: %s: %s", target_name, type(exc).__name__, exc)
+        seconds = round(time.monotonic() - started_clock, 3)
+        failed = audit_row(table, window, started_at, seconds, **known)
+        record_failure(warehouse, db, raw_schema, failed, exc)
+        if isinstance(exc, PipelineError):
+            raise
         raise LoadError(
             f"table {target_name}: load of {manifest_url} failed, nothing changed: {exc}"
         ) from exc
     finally:
-        db.close()
+        if db is not None:
+            db.close()
     log.info(
         "load %s: %s staged, %s inserted (%s replacing older versions), %s deleted, %.1fs",
-        target_name, f"{staged:,}", f"{inserted:,}", f"{replaced:,}", f"{deleted:,}", seconds,
+        target_name, f"{result.rows_staged:,}", f"{result.rows_inserted:,}", f"{result.rows_replaced:,}",
+        f"{result.rows_deleted:,}", result.seconds,
     )  # fmt: skip
     return LoadResult(**{**asdict(result), "timings": timings.as_dict()})
 
 
-def audit_row(result: LoadResult, table: TableConfig, window: Window, started_at: datetime) -> dict:
-    return {
-        "table_name": table.name,
-        "mode": table.mode,
-        "window_start": window.start,
-        "window_end": window.end,
-        "batch_id": result.batch_id,
-        "manifest_url": result.manifest_url,
-        "files": result.files,
-        "rows_staged": result.rows_staged,
-        "rows_inserted": result.rows_inserted,
-        "rows_replaced": result.rows_replaced,
-        "rows_deleted": result.rows_deleted,
-        "bytes": result.bytes,
-        "started_at": started_at,
-        "finished_at": datetime.now(UTC).replace(tzinfo=None),
-        "duration_seconds": result.seconds,
-    }
+def load_in_transaction(
+    warehouse: Warehouse,
+    db: Any,
+    table: TableConfig,
+    stage: Stage,
+    manifest: Manifest,
+    schema: pa.Schema,
+    batch: Batch,
+    window: Window,
+    timings: Timings,
+    *,
+    raw_schema: str,
+    force_staging: bool,
+    before_commit: Callable[[], None] | None,
+    rebuild: bool,
+    started_at: datetime,
+    started_clock: float,
+    manifest_url: str,
+) -> LoadResult:
+    """Steps 1 to 5 on an open connection; the caller rolls back on any error."""
+    target_name = f"{raw_schema}.{table.name}"
+    columns = list(schema.names)
+    cursor = warehouse.cursor(db)
+    run = warehouse.execute
+    with timings.phase("prepare_s"):
+        ensure_tables(warehouse, db, cursor, raw_schema, table, schema)
+        warehouse.begin(db)
+        warehouse.lock(cursor, raw_schema, table)
+        changes = adapt_target(warehouse, cursor, raw_schema, table, schema, window, rebuild)
+        straight = not force_staging and loads_straight_into_target(
+            warehouse, cursor, raw_schema, table, batch
+        )
+
+    loaded_at = now()
+    constants = batch.constants()
+    if straight:
+        log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
+        constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
+        with timings.phase("bulk_load_s"):
+            into = q.target_table(raw_schema, table)
+            staged = warehouse.bulk_load(cursor, into, StagedBatch(manifest, stage, columns, constants))
+        check_row_count(target_name, staged, manifest)
+        inserted, replaced, deleted = staged, 0, 0
+    else:
+        with timings.phase("bulk_load_s"):
+            run(cursor, q.create_staging_sql(raw_schema, table, columns))
+            staging = StagedBatch(manifest, stage, columns, constants)
+            staged = warehouse.bulk_load(cursor, q.staging_table(table), staging)
+        check_row_count(target_name, staged, manifest)
+        with timings.phase("merge_s"):
+            inserted, replaced, deleted = merge(
+                warehouse, cursor, raw_schema, table, columns, batch, loaded_at
+            )
+
+    result = LoadResult(
+        table=table.name,
+        batch_id=batch.batch_id,
+        manifest_url=manifest_url,
+        files=len(manifest.entries),
+        rows_staged=staged,
+        rows_inserted=inserted,
+        rows_replaced=replaced,
+        rows_deleted=deleted,
+        bytes=manifest.content_length,
+        seconds=round(time.monotonic() - started_clock, 3),
+        schema_changes=changes,
+    )
+    with timings.phase("audit_s"):
+        counts = {k: v for k, v in asdict(result).items() if k in AUDITED}
+        row = audit_row(table, window, started_at, result.seconds, **counts)
+        run(cursor, q.insert_audit_sql(raw_schema), row)
+    if before_commit is not None:
+        before_commit()
+    with timings.phase("commit_s"):
+        db.commit()
+    return result
+
+
+AUDITED = (
+    "batch_id", "manifest_url", "files", "rows_staged", "rows_inserted", "rows_replaced",
+    "rows_deleted", "bytes", "schema_changes",
+)  # fmt: skip

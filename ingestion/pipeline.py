@@ -6,6 +6,9 @@ What the Airflow tasks and the CLI call; they take an
 
 from __future__ import annotations
 
+from dataclasses import replace
+from datetime import timedelta
+
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
 from ingestion.extract import ExtractResult, extract
@@ -30,13 +33,18 @@ def run_extract(table: TableConfig, window: Window, environment: Environment) ->
         source.close()
 
 
-def run_load(table: TableConfig, manifest_url: str, window: Window, environment: Environment) -> LoadResult:
+def run_load(
+    table: TableConfig, manifest_url: str, window: Window, environment: Environment, *, rebuild: bool = False
+) -> LoadResult:
     warehouse = open_warehouse(environment.warehouse)
-    return load(table, manifest_url, window, warehouse, environment_stage(environment))
+    return load(table, manifest_url, window, warehouse, environment_stage(environment), rebuild=rebuild)
 
 
 def run_table(
-    table: TableConfig, window: Window, environment: Environment
+    table: TableConfig, window: Window, environment: Environment, *, rebuild: bool = False
 ) -> tuple[ExtractResult, LoadResult]:
-    extracted = run_extract(table, window, environment)
-    return extracted, run_load(table, extracted.manifest_url, window, environment)
+    """Extract and load one window; ``rebuild`` extracts every row (ignoring the cursor
+    window) and replaces the raw table's contents and shape in one transaction."""
+    every_row = replace(table, mode="full_refresh", cursor=None, lookback=timedelta(0))
+    extracted = run_extract(every_row if rebuild else table, window, environment)
+    return extracted, run_load(table, extracted.manifest_url, window, environment, rebuild=rebuild)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,8 +22,8 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
-from ingestion.environments import Connection
-from ingestion.errors import ConfigError, LoadError
+from ingestion.connection import Connection
+from ingestion.errors import ConfigError, LoadError, PipelineError, StageError, first_line
 
 READ_WINDOW_BYTES = 16 * 1024 * 1024  # ~1/8 of a part (DEFAULT_PART_BYTES)
 
@@ -66,14 +67,59 @@ class Manifest:
         )
 
 
+# pyarrow's S3 errors read "...: AWS Error <CODE> during <Operation> operation: <message>".
+AWS_ERROR = re.compile(r"AWS Error (\w+)")
+STAGE_VARIABLE = "PIPELINE_STAGE_URI"
+
+
 class Stage:
     """A stage location (``/local/folder`` or ``s3://bucket/prefix``)."""
 
-    def __init__(self, uri: str, filesystem: pafs.FileSystem, root: str, scheme: str) -> None:
+    def __init__(
+        self,
+        uri: str,
+        filesystem: pafs.FileSystem,
+        root: str,
+        scheme: str,
+        aws: Connection | None = None,
+    ) -> None:
         self.uri = uri
         self.filesystem = filesystem
         self.root = root.rstrip("/")
         self.scheme = scheme
+        self.aws = aws
+
+    def error(self, exc: OSError, doing: str, kind: type[PipelineError] = StageError) -> PipelineError:
+        """A filesystem error of this stage as one line saying which setting to fix."""
+        reason = first_line(exc)
+        if self.scheme != "s3":
+            return kind(f"{doing}: {reason} ({STAGE_VARIABLE}={self.uri})", retryable=False)
+        bucket = self.root.split("/", 1)[0]
+        match = AWS_ERROR.search(reason)
+        code = match.group(1) if match else ""
+        if match:
+            reason = reason[match.start() :]  # the key and bucket are said already
+        credentials = self.aws.setting if self.aws else "the AWS credentials"
+        if code == "NO_SUCH_BUCKET":
+            hint, retryable = f"bucket {bucket!r} does not exist: create it or fix {STAGE_VARIABLE}", False
+        elif code in ("ACCESS_DENIED", "INVALID_ACCESS_KEY_ID", "SIGNATURE_DOES_NOT_MATCH") or (
+            "HTTP status 403" in reason
+        ):
+            hint, retryable = (
+                f"no permission on bucket {bucket!r}: grant the credentials of {credentials} "
+                "s3:PutObject, s3:GetObject and s3:ListBucket on it, or check the keys",
+                False,
+            )
+        elif code == "NETWORK_CONNECTION" or "curlCode" in reason:
+            endpoint = (self.aws.extra or {}).get("endpoint_url") if self.aws else None
+            hint, retryable = (
+                f"cannot reach S3{f' at {endpoint}' if endpoint else ''}: check endpoint_url and "
+                f"region_name in the extra of {credentials}",
+                True,
+            )
+        else:
+            hint, retryable = f"check {STAGE_VARIABLE}={self.uri} and {credentials}", True
+        return kind(f"{doing}: {hint} ({reason})", retryable=retryable)
 
     @property
     def is_local(self) -> bool:
@@ -108,16 +154,25 @@ class Stage:
         try:
             with self.filesystem.open_input_stream(self.path(url)) as stream:
                 document = json.loads(stream.read())
-        except (FileNotFoundError, OSError) as exc:
-            raise LoadError(f"manifest {url} cannot be read: {exc}") from None
-        entries = tuple(
-            ManifestEntry(
-                url=entry["url"],
-                content_length=int(entry["meta"]["content_length"]),
-                record_count=int(entry["meta"]["record_count"]),
+        except OSError as exc:
+            raise self.error(exc, f"manifest {url} cannot be read", LoadError) from None
+        except ValueError as exc:
+            raise LoadError(f"manifest {url} is not JSON ({first_line(exc)})", retryable=False) from None
+        try:
+            entries = tuple(
+                ManifestEntry(
+                    url=entry["url"],
+                    content_length=int(entry["meta"]["content_length"]),
+                    record_count=int(entry["meta"]["record_count"]),
+                )
+                for entry in document["entries"]
             )
-            for entry in document["entries"]
-        )
+        except (KeyError, TypeError, ValueError) as exc:
+            raise LoadError(
+                f"manifest {url} is not a Redshift COPY manifest ({type(exc).__name__}: {exc}); "
+                "load a manifest.json written by the extract",
+                retryable=False,
+            ) from None
         if not entries:
             raise LoadError(f"manifest {url} lists no files")
         return Manifest(url=url, entries=entries)
@@ -126,8 +181,10 @@ class Stage:
         try:
             source = self.filesystem.open_input_file(self.path(url))
             return pq.ParquetFile(source if self.is_local else ReadAheadFile(source))
-        except (FileNotFoundError, OSError) as exc:
-            raise LoadError(f"staged file {url} listed in the manifest cannot be read: {exc}") from None
+        except (OSError, pa.ArrowInvalid) as exc:
+            raise self.error(
+                exc, f"staged file {url} listed in the manifest cannot be read", LoadError
+            ) from None
 
 
 class ReadAheadFile(io.RawIOBase):
@@ -206,7 +263,11 @@ def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
             # pyarrow's S3 client (the AWS SDK for C++) reads this setting from the
             # environment only, when the filesystem is created.
             os.environ["AWS_REQUEST_CHECKSUM_CALCULATION"] = checksums
-    return pafs.S3FileSystem(**options)
+    try:
+        return pafs.S3FileSystem(**options)
+    except (TypeError, ValueError, OSError) as exc:
+        where = aws.label if aws is not None else "the AWS connection"
+        raise ConfigError(f"{where}: not usable for S3 ({first_line(exc)}); check its extra") from None
 
 
 def open_stage(uri: str, aws: Connection | None = None) -> Stage:
@@ -215,7 +276,7 @@ def open_stage(uri: str, aws: Connection | None = None) -> Stage:
         root = uri[len("s3://") :].strip("/")
         if not root:
             raise ConfigError(f"PIPELINE_STAGE_URI={uri!r} names no bucket")
-        return Stage(uri, s3_filesystem(aws), root, "s3")
+        return Stage(uri, s3_filesystem(aws), root, "s3", aws)
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(f"PIPELINE_STAGE_URI={uri!r}: use a local folder or s3://bucket/prefix")
     root = str(Path(uri.removeprefix("file://")).resolve())

@@ -55,7 +55,7 @@ cat <<EOF2
 Next:
   dbt by hand:     cd dbt_project && ../.venv/bin/python -m ingestion --env $ENV_NAME exec -- ../.venv/bin/dbt build
   dbt docs:        make docs ENV=$ENV_NAME           (http://127.0.0.1:8080)
-  Airflow UI:      make airflow-ui ENV=$ENV_NAME     (http://localhost:8080, admin password in .airflow/)
+  Airflow UI:      make airflow-ui ENV=$ENV_NAME     (http://127.0.0.1:8081, admin password in .airflow/simple_auth_manager_passwords.json.generated)
   one table:       .venv/bin/python -m ingestion --env $ENV_NAME run nps --start $START --end $(date -u -d "$START + 1 day" +%F)
   DAG run logs:    $LOG_DIR/
 EOF2

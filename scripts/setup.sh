@@ -23,13 +23,6 @@ if ! have_client_lib; then
     fi
 fi
 
-# The browser test opens the dbt docs page in Debian's Chromium (optional: skipped without it).
-if ! command -v chromium >/dev/null && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
-    echo "setup: installing chromium (browser test of the dbt docs page)"
-    { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium; } ||
-        echo "setup: could not install chromium; the browser test will be skipped" >&2
-fi
-
 "$PYTHON" -c 'import sys; assert sys.version_info[:2] in ((3, 11), (3, 12)), sys.version' || {
     echo "setup: Python 3.11 or 3.12 is required (PYTHON=$PYTHON)" >&2; exit 1; }
 

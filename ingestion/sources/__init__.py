@@ -20,6 +20,6 @@ def open_source(connection: Connection) -> Source:
 
         return MySQLSource(connection)
     raise ConfigError(
-        f"connection {connection.conn_id!r}: conn_type {connection.conn_type!r} is not a "
+        f"source {connection.label}: conn_type {connection.conn_type!r} is not a "
         "supported source (mysql, or sqlite for the embedded environment)"
     )

@@ -25,7 +25,7 @@ import pyarrow.compute as pc
 
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
-from ingestion.errors import SourceError
+from ingestion.errors import SourceError, first_line
 from ingestion.sources.base import ZERO_DATE, cast_column, select_sql, source_schema, unique_key_in
 from ingestion.types import Column, parse_type
 from ingestion.window import Window
@@ -47,11 +47,20 @@ CONVERSIONS: dict[Any, Any] = {
 CONVERSIONS.update({field_type: bytes for field_type in range(256)})
 
 _NULL_STRING = pa.scalar(None, pa.string())
+# MySQL's "access denied" errors: a retry cannot help.
+ACCESS_DENIED = {1044, 1045, 1698}
 
 
 def quote(identifier: str) -> str:
     """A backtick-quoted MySQL identifier: backticks inside are doubled."""
     return "`" + identifier.replace("`", "``") + "`"
+
+
+def _formatted(identifier: str) -> str:
+    """``quote`` for a statement run with parameters: mysqlclient fills them in with
+    Python's ``%`` formatting (always, as the extract query passes a list even when
+    empty), so a ``%`` in a name is doubled as well."""
+    return quote(identifier).replace("%", "%%")
 
 
 class MySQLSource:
@@ -79,7 +88,7 @@ class MySQLSource:
             "conv": CONVERSIONS,
             "autocommit": False,
             "multi_statements": False,  # one statement per call, whatever a name holds
-            "connect_timeout": int(extra.get("connect_timeout", 30)),
+            "connect_timeout": conn.extra_int("connect_timeout", 30),
         }
         if extra.get("unix_socket"):
             options["unix_socket"] = extra["unix_socket"]
@@ -88,9 +97,15 @@ class MySQLSource:
         try:
             db = MySQLdb.connect(**options)
         except MySQLdb.Error as exc:
+            code = exc.args[0] if exc.args and isinstance(exc.args[0], int) else None
+            denied = code in ACCESS_DENIED
+            hint = (
+                "check login and password" if denied else "check that MySQL runs there and the host and port"
+            )
             raise SourceError(
-                f"source connection {conn.conn_id!r}: cannot connect to MySQL at "
-                f"{options['host']}:{options['port']} as {options['user']!r}: {exc}"
+                f"source {conn.label}: cannot connect to MySQL at {options['host']}:{options['port']} "
+                f"as {options['user']!r}: {mysql_message(exc)}; {hint} of {conn.setting}",
+                retryable=not denied,
             ) from None
         cursor = db.cursor()
         cursor.execute("SET SESSION time_zone = '+00:00'")
@@ -133,7 +148,7 @@ class MySQLSource:
             db.rollback()
         except MySQLdb.Error as exc:
             self._discard()
-            raise SourceError(f"table {table.name!r}: cannot read its {what}: {exc}") from None
+            raise SourceError(f"table {table.name!r}: cannot read its {what}: {mysql_message(exc)}") from None
         finally:
             cursor.close()
         return [tuple(_text(value) for value in row) for row in rows]
@@ -148,9 +163,24 @@ class MySQLSource:
             (schema, table.source_table),
         )
         if not rows:
+            known = self._catalog(
+                table,
+                "database",
+                "SELECT 1 FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = %s",
+                (schema,),
+            )
+            if not known:
+                raise SourceError(
+                    f"table {table.name!r}: MySQL database {schema!r} does not exist on "
+                    f"{self.connection.host}; check source_schema in the table config or the "
+                    f"schema of {self.connection.setting}",
+                    retryable=False,
+                )
             raise SourceError(
-                f"table {table.name!r}: source table {schema}.{table.source_table} not found "
-                f"(connection {self.connection.conn_id!r})"
+                f"table {table.name!r}: source table {table.source_table!r} not found in MySQL "
+                f"database {schema!r} ({self.connection.setting}); check source_table "
+                "and source_schema in the table config",
+                retryable=False,
             )
         return [Column(name=name, source_type=kind) for name, kind in rows]
 
@@ -169,8 +199,8 @@ class MySQLSource:
         self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
     ) -> Iterator[pa.RecordBatch]:
         schema = source_schema(columns)
-        qualified = f"{quote(self.schema_of(table))}.{quote(table.source_table)}"
-        sql, params = select_sql(table, columns, window, qualified, quote=quote, placeholder="%s")
+        qualified = f"{_formatted(self.schema_of(table))}.{_formatted(table.source_table)}"
+        sql, params = select_sql(table, columns, window, qualified, quote=_formatted, placeholder="%s")
         raw_type = pa.struct([pa.field(c.name, pa.binary()) for c in columns])
         converters = [_converter(column) for column in columns]
         batch_rows = max(1, int(batch_rows))
@@ -179,10 +209,10 @@ class MySQLSource:
         cursor = db.cursor(MySQLdb.cursors.SSCursor)
         try:
             cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            cursor.execute(sql, params or None)
+            cursor.execute(sql, list(params))  # always formatted, even when empty: see _formatted
         except MySQLdb.Error as exc:
             self._discard()
-            raise SourceError(f"table {table.name!r}: query failed: {exc}") from None
+            raise SourceError(f"table {table.name!r}: query failed: {mysql_message(exc)}") from None
 
         batches = _batches(cursor, table.name, raw_type, converters, schema, batch_rows)
         finished = False
@@ -220,7 +250,7 @@ def _batches(
         try:
             rows = cursor.fetchmany(min(chunk_rows, batch_rows - pending_rows))
         except MySQLdb.Error as exc:
-            raise SourceError(f"table {table!r}: reading rows failed: {exc}") from None
+            raise SourceError(f"table {table!r}: reading rows failed: {mysql_message(exc)}") from None
         more = bool(rows)
         if more:
             chunk = pa.array(rows, raw_type)
@@ -237,6 +267,14 @@ def _batches(
             yield _to_batch(raw, converters, schema)
         if not more:
             return
+
+
+def mysql_message(exc: BaseException) -> str:
+    """A MySQLdb error as one line: ``MySQL error 1045: Access denied ...``."""
+    args = getattr(exc, "args", ())
+    if len(args) >= 2 and isinstance(args[0], int):
+        return f"MySQL error {args[0]}: {first_line(args[1])}"
+    return first_line(exc)
 
 
 def _text(value: Any) -> str:

@@ -10,7 +10,7 @@ from pathlib import Path
 import pyarrow as pa
 
 from ingestion.config import TableConfig
-from ingestion.errors import SourceError
+from ingestion.errors import SourceError, first_line
 from ingestion.sources.base import rows_to_batch, select_sql, source_schema, unique_key_in
 from ingestion.types import Column
 from ingestion.window import Window
@@ -37,10 +37,20 @@ class SQLiteSource:
             )
         self.connection = sqlite3.connect(self.path, isolation_level=None)
 
+    def _error(self, table: TableConfig, exc: sqlite3.Error) -> SourceError:
+        return SourceError(f"table {table.name!r}: reading {self.path} failed: {first_line(exc)}")
+
     def columns(self, table: TableConfig) -> list[Column]:
-        rows = self.connection.execute(f"PRAGMA table_info({quote(table.source_table)})").fetchall()
+        try:
+            rows = self.connection.execute(f"PRAGMA table_info({quote(table.source_table)})").fetchall()
+        except sqlite3.Error as exc:
+            raise self._error(table, exc) from None
         if not rows:
-            raise SourceError(f"table {table.name!r}: source table {table.source_table!r} not found")
+            raise SourceError(
+                f"table {table.name!r}: source table {table.source_table!r} not found in {self.path}; "
+                "check source_table in the table config",
+                retryable=False,
+            )
         return [Column(name=row[1], source_type=row[2] or "text") for row in rows]
 
     def key_is_unique(self, table: TableConfig) -> bool:
@@ -67,6 +77,8 @@ class SQLiteSource:
             cursor = self.connection.execute(sql, params)
             while rows := cursor.fetchmany(batch_rows):
                 yield rows_to_batch(rows, columns, schema)
+        except sqlite3.Error as exc:
+            raise self._error(table, exc) from None
         finally:
             self.connection.execute("COMMIT")
 

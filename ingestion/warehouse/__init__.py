@@ -26,7 +26,7 @@ def dialect_of(connection: Connection) -> str:
     dialect = ALIASES.get(dialect, dialect)
     if dialect not in DIALECTS:
         raise ConfigError(
-            f"connection {connection.conn_id!r}: conn_type {connection.conn_type!r} is not a "
+            f"warehouse {connection.label}: conn_type {connection.conn_type!r} is not a "
             f"supported warehouse ({', '.join(DIALECTS)})"
         )
     return dialect

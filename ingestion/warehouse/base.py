@@ -19,7 +19,7 @@ from ingestion.connection import Connection
 from ingestion.errors import LoadError
 from ingestion.stage import Manifest, Stage
 from ingestion.types import Column
-from ingestion.warehouse.sql import quote, target_table
+from ingestion.warehouse.sql import alter_column_type_sql, quote, target_table
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +53,27 @@ class StagedBatch:
             parquet = self.stage.open_parquet(entry.url)
             for index in range(parquet.num_row_groups):
                 yield from parquet.read_row_group(index, columns=self.file_columns).to_batches()
+
+
+@dataclass(frozen=True)
+class View:
+    """A view (or materialized view) to drop and create again around a column type change."""
+
+    schema: str
+    name: str
+    definition: str
+    materialized: bool = False
+
+    @property
+    def qualified(self) -> str:
+        return f"{quote(self.schema)}.{quote(self.name)}"
+
+    def drop_sql(self) -> str:
+        return f"drop {'materialized view' if self.materialized else 'view'} {self.qualified}"
+
+    def create_sql(self) -> str:
+        kind = "materialized view" if self.materialized else "view"
+        return f"create {kind} {self.qualified} as\n{self.definition.strip().rstrip(';')}"
 
 
 class Warehouse:
@@ -130,17 +151,21 @@ class Warehouse:
 
     binary_type = "blob"
 
-    def column_definitions(self, schema: pa.Schema) -> list[str]:
-        """Warehouse columns of the staged Parquet schema (fields remember their MySQL type)."""
-        definitions = []
+    def column_types(self, schema: pa.Schema) -> list[tuple[str, str]]:
+        """(name, warehouse type) of the staged Parquet schema (fields remember their MySQL type)."""
+        types = []
         for field in schema:
             source_type = (field.metadata or {}).get(b"source_type")
             if source_type:
                 char_length = Column(field.name, source_type.decode()).char_length
             else:
                 char_length = BATCH_ID_LENGTH if field.name == BATCH_ID else None
-            definitions.append(f"{quote(field.name)} {self.column_type(field.type, char_length)}")
-        return definitions
+            types.append((field.name, self.column_type(field.type, char_length)))
+        return types
+
+    def column_definitions(self, schema: pa.Schema) -> list[str]:
+        """Warehouse columns of the staged Parquet schema."""
+        return [f"{quote(name)} {column_type}" for name, column_type in self.column_types(schema)]
 
     def table_options(self, table: TableConfig) -> str:
         """Text after a raw table's column list (distribution and sort keys)."""
@@ -153,12 +178,44 @@ class Warehouse:
         return sql + self.table_options(table)
 
     def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
-        cursor.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = %(schema)s and table_name = %(table)s order by ordinal_position",
+        return [column for column, _ in self.table_column_types(cursor, raw_schema, name)]
+
+    def fetch_all(self, cursor: Any, sql: str, params: dict | None = None) -> list[tuple]:
+        cursor.execute(sql, params) if params else cursor.execute(sql)
+        return list(cursor.fetchall())
+
+    def table_column_types(self, cursor: Any, raw_schema: str, name: str) -> list[tuple[str, str]]:
+        """(name, type) of a table's columns from ``information_schema``, in ``column_type``'s
+        spelling (``normalize_type``), so a batch's and a table's types compare as text."""
+        rows = self.fetch_all(
+            cursor,
+            "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale\n"
+            "from information_schema.columns\n"
+            "where table_schema = %(schema)s and table_name = %(table)s\norder by ordinal_position",
             {"schema": raw_schema, "table": name},
         )
-        return [row[0] for row in cursor.fetchall()]
+        return [(row[0], self.normalize_type(*row[1:])) for row in rows]
+
+    def normalize_type(
+        self, data_type: str, length: int | None, precision: int | None, scale: int | None
+    ) -> str:
+        """An ``information_schema.columns`` type in ``column_type``'s spelling."""
+        data_type = data_type.lower()
+        if data_type in ("numeric", "decimal"):
+            return f"decimal({precision}, {scale})"
+        if data_type == "character varying":
+            return f"varchar({length})" if length else "text"
+        if data_type == "timestamp without time zone":
+            return "timestamp"
+        return data_type
+
+    def widen_column_sql(self, raw_schema: str, table: TableConfig, column: str, new_type: str) -> list[str]:
+        """Statements that widen a column in place, inside the load's transaction."""
+        return [alter_column_type_sql(target_table(raw_schema, table), column, new_type)]
+
+    def dependent_views(self, cursor: Any, raw_schema: str, table: TableConfig) -> list[View]:
+        """Views over the table that block altering its column types, outermost last."""
+        return []
 
     # -- bulk-load ---------------------------------------------------------------------
 

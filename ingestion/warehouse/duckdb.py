@@ -40,8 +40,10 @@ class DuckDBWarehouse(Warehouse):
 
     @staticmethod
     def _params(sql: str, params: dict | None) -> tuple[str, dict | None]:
+        """The shared SQL's pyformat template in DuckDB's terms: ``%(name)s`` becomes
+        ``$name`` and ``%%`` (a ``%`` of a quoted name) becomes ``%``, in one pass."""
         if params:
-            sql = re.sub(r"%\((\w+)\)s", r"$\1", sql)
+            sql = re.sub(r"%\((\w+)\)s|%%", lambda m: f"${m.group(1)}" if m.group(1) else "%", sql)
         return sql, params
 
     def execute(self, cursor: Any, sql: str, params: dict | None = None) -> int:
@@ -63,23 +65,28 @@ class DuckDBWarehouse(Warehouse):
         # DuckDB's cursor() is a separate connection with its own transaction.
         return db
 
-    def table_columns(self, cursor: Any, raw_schema: str, name: str) -> list[str]:
-        rows = cursor.execute(
-            "select column_name from information_schema.columns "
-            "where table_schema = ? and table_name = ? order by ordinal_position",
-            [raw_schema, name],
-        ).fetchall()
-        return [row[0] for row in rows]
+    def fetch_all(self, cursor: Any, sql: str, params: dict | None = None) -> list[tuple]:
+        sql, params = self._params(sql, params)
+        return cursor.execute(sql, params).fetchall()
+
+    def normalize_type(
+        self, data_type: str, length: int | None, precision: int | None, scale: int | None
+    ) -> str:
+        """DuckDB spells ``DECIMAL(8,2)``, ``FLOAT`` (real), ``DOUBLE``; its VARCHAR has no length."""
+        data_type = data_type.lower()
+        if data_type.startswith("decimal"):
+            return f"decimal({precision}, {scale})"
+        return {"float": "real", "double": "double precision"}.get(data_type, data_type)
 
     def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
         if not batch.stage.is_local:
             raise LoadError("the DuckDB warehouse loads from a local-folder stage only", retryable=False)
+        # The file list is a bound parameter too: a path never becomes SQL text.
         paths = [batch.stage.path(entry.url) for entry in batch.manifest.entries]
-        files = ", ".join("'" + path.replace("'", "''") + "'" for path in paths)
         select_list = [quote(c) for c in batch.file_columns] + ["?"] * len(batch.constants)
         cursor.execute(
             f"insert into {into} ({', '.join(quote(c) for c in batch.target_columns)})\n"
-            f"select {', '.join(select_list)} from read_parquet([{files}])",
-            [value.as_py() for value in batch.constants.values()],
+            f"select {', '.join(select_list)} from read_parquet(?)",
+            [*(value.as_py() for value in batch.constants.values()), paths],
         )
         return int(cursor.fetchone()[0])

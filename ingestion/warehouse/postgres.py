@@ -10,10 +10,39 @@ from typing import Any
 import pyarrow as pa
 
 from ingestion.config import TableConfig
-from ingestion.errors import LoadError
+from ingestion.errors import LoadError, first_line
 from ingestion.warehouse import pgcopy
-from ingestion.warehouse.base import StagedBatch, Warehouse
+from ingestion.warehouse.base import StagedBatch, View, Warehouse
 from ingestion.warehouse.sql import quote, target_table
+
+# Views (and materialized views) whose rewrite rule depends on the table, then views over
+# those, with the depth of the deepest path: creating them in depth order rebuilds the chain.
+DEPENDENT_VIEWS_SQL = """with recursive dependents (view_oid, depth) as (
+    select rewrite.ev_class, 1
+    from pg_depend as dependency
+    join pg_rewrite as rewrite on rewrite.oid = dependency.objid
+    where dependency.classid = 'pg_rewrite'::regclass
+        and dependency.refclassid = 'pg_class'::regclass
+        and dependency.refobjid = %(table)s::regclass
+        and rewrite.ev_class <> dependency.refobjid
+    union
+    select rewrite.ev_class, dependents.depth + 1
+    from dependents
+    join pg_depend as dependency
+        on dependency.refobjid = dependents.view_oid
+        and dependency.refclassid = 'pg_class'::regclass
+        and dependency.classid = 'pg_rewrite'::regclass
+    join pg_rewrite as rewrite on rewrite.oid = dependency.objid
+    where rewrite.ev_class <> dependents.view_oid and dependents.depth < 32
+)
+select namespace.nspname, class.relname, pg_get_viewdef(class.oid), class.relkind,
+    max(dependents.depth) as depth
+from dependents
+join pg_class as class on class.oid = dependents.view_oid
+join pg_namespace as namespace on namespace.oid = class.relnamespace
+where class.relkind in ('v', 'm')
+group by 1, 2, 3, 4
+order by depth, 1, 2"""
 
 
 class BufferStream(io.RawIOBase):
@@ -69,10 +98,17 @@ class PostgresWarehouse(Warehouse):
                 application_name="pipeline-load",
             )
         except psycopg2.Error as exc:
-            first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+            reason = first_line(exc)
+            if "database" in reason and "does not exist" in reason:
+                hint = f"create it (`python -m ingestion init-warehouse`) or fix the schema of {conn.setting}"
+            elif "role" in reason or "authentication" in reason or "password" in reason:
+                hint = f"check login and password of {conn.setting}"
+            else:
+                hint = f"check that the server runs there and the host and port of {conn.setting}"
             raise LoadError(
-                f"warehouse connection {conn.conn_id!r}: cannot connect to {self.dialect} at "
-                f"{host}:{port}, database {conn.schema!r}, as {conn.login!r}: {first_line}"
+                f"warehouse {conn.label}: cannot connect to {self.dialect} at {host}:{port}, "
+                f"database {conn.schema!r}, as {conn.login!r}: {reason}; {hint}",
+                retryable=hint.startswith("check that"),
             ) from None
 
     def create_database(self) -> str:
@@ -91,6 +127,16 @@ class PostgresWarehouse(Warehouse):
 
     def text_type(self, char_length: int | None) -> str:
         return f"varchar({char_length})" if char_length else "text"
+
+    def dependent_views(self, cursor: Any, raw_schema: str, table: TableConfig) -> list[View]:
+        """Views that read the table, directly or through other views, innermost first.
+
+        PostgreSQL refuses to alter the type of a column a view reads ("cannot alter type of
+        a column used by a view or rule"), so the load drops them and creates them again
+        from these definitions in its transaction.
+        """
+        rows = self.fetch_all(cursor, DEPENDENT_VIEWS_SQL, {"table": target_table(raw_schema, table)})
+        return [View(schema, name, definition, kind == "m") for schema, name, definition, kind, _ in rows]
 
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock table {target_table(raw_schema, table)} in exclusive mode")

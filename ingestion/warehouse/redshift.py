@@ -9,10 +9,10 @@ from __future__ import annotations
 from typing import Any
 
 from ingestion.config import TableConfig
-from ingestion.errors import LoadError
+from ingestion.errors import LoadError, SchemaDriftError
 from ingestion.warehouse.base import StagedBatch
 from ingestion.warehouse.postgres import PostgresWarehouse
-from ingestion.warehouse.sql import quote, target_table
+from ingestion.warehouse.sql import add_column_sql, drop_column_sql, quote, target_table
 
 MAX_VARCHAR = 65535
 
@@ -37,6 +37,38 @@ class RedshiftWarehouse(PostgresWarehouse):
     def text_type(self, char_length: int | None) -> str:
         """VARCHAR counts bytes on Redshift: four per utf8mb4 character, at most 65535."""
         return f"varchar({min(4 * char_length, MAX_VARCHAR) if char_length else MAX_VARCHAR})"
+
+    def normalize_type(
+        self, data_type: str, length: int | None, precision: int | None, scale: int | None
+    ) -> str:
+        if data_type.lower() == "binary varying":
+            return f"varbyte({length or MAX_VARCHAR})"
+        return super().normalize_type(data_type, length, precision, scale)
+
+    def widen_column_sql(self, raw_schema: str, table: TableConfig, column: str, new_type: str) -> list[str]:
+        """Redshift alters a column's type only for VARCHAR, and not inside a transaction
+        block, so every widening copies the column: add the wider column, copy the values,
+        drop the old column, rename the new one (all in the load's transaction; the column
+        moves to the end of the table, and every statement of the load names its columns).
+        The distribution and sort key columns cannot be dropped: those need a rebuild."""
+        if column in self.key_columns(table):
+            raise SchemaDriftError(
+                f"column {column!r} is a distkey/sortkey of {target_table(raw_schema, table)}: "
+                "Redshift cannot widen it in place"
+            )
+        target = target_table(raw_schema, table)
+        wider = f"{column}__widened"
+        return [
+            add_column_sql(target, wider, new_type),
+            f"update {target} set {quote(wider)} = {quote(column)}",
+            drop_column_sql(target, column),
+            f"alter table {target} rename column {quote(wider)} to {quote(column)}",
+        ]
+
+    @staticmethod
+    def key_columns(table: TableConfig) -> set[str]:
+        """The columns ``table_options`` makes the distkey and the sortkey."""
+        return {table.primary_key[0], table.cursor or table.primary_key[0]}
 
     def table_options(self, table: TableConfig) -> str:
         sortkey = table.cursor or table.primary_key[0]

@@ -10,7 +10,7 @@ import psycopg2
 import pytest
 
 from tests.airflow_helpers import BIN, dags_test, dbt, pipeline_env, prepare_airflow, run
-from tests.integration.test_pipeline_services import COLUMNS
+from tests.test_pipeline_services import COLUMNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
 

@@ -16,15 +16,8 @@ nps_responses as (
     select * from {{ ref('stg_app__nps_responses') }}
 
     {% if is_incremental() %}
-        -- safe: each load commits with a newer _loaded_at before dbt runs
-        where _loaded_at > (
-            select
-                coalesce(
-                    max(existing_rows._loaded_at),
-                    cast('1900-01-01' as {{ dbt.type_timestamp() }})
-                )
-            from {{ this }} as existing_rows
-        )
+        -- safe: a row re-read in the overlap replaces itself (delete+insert)
+        where {{ loaded_after_watermark() }}
     {% endif %}
 
 ),

@@ -47,15 +47,8 @@ final as (
     select * from sessions_joined_to_channels
 
     {% if is_incremental() %}
-        -- safe: greatest() of both inputs lets a new row on either side through
-        where _loaded_at > (
-            select
-                coalesce(
-                    max(existing_rows._loaded_at),
-                    cast('1900-01-01' as {{ dbt.type_timestamp() }})
-                )
-            from {{ this }} as existing_rows
-        )
+        -- safe: greatest() passes either side; re-reads replace by session_id
+        where {{ loaded_after_watermark() }}
     {% endif %}
 
 )

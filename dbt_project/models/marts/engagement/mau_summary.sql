@@ -33,22 +33,16 @@ sessions_with_month as (
 
 {% if is_incremental() %}
 
-    {# a month is recomputed whole when any of its sessions is new, so the
-       stored rows always equal a full rebuild #}
+    {# a month is recomputed whole when any of its sessions passes the
+       watermark (new, or re-read in the overlap), so the stored rows always
+       equal a full rebuild #}
     months_to_rebuild as (
 
         select distinct activity_month
 
         from sessions_with_month
-        -- safe: fct_sessions rows only ever get a newer _loaded_at than stored
-        where _loaded_at > (
-            select
-                coalesce(
-                    max(existing_rows.last_loaded_at),
-                    cast('1900-01-01' as {{ dbt.type_timestamp() }})
-                )
-            from {{ this }} as existing_rows
-        )
+        -- safe: a month hit by the overlap is recomputed whole and replaced
+        where {{ loaded_after_watermark(watermark_column='last_loaded_at') }}
 
     ),
 

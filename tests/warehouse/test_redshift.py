@@ -341,10 +341,11 @@ def test_audit_insert_binds_every_value() -> None:
     assert sql.insert_audit_sql("raw_data") == (
         'insert into "raw_data"."_load_audit" (table_name, mode, window_start, window_end, batch_id, '
         "manifest_url, files, rows_staged, rows_inserted, rows_replaced, rows_deleted, bytes, "
-        "started_at, finished_at, duration_seconds)\n"
+        "started_at, finished_at, duration_seconds, status, error_class, error_message, schema_changes)\n"
         "values (%(table_name)s, %(mode)s, %(window_start)s, %(window_end)s, %(batch_id)s, "
         "%(manifest_url)s, %(files)s, %(rows_staged)s, %(rows_inserted)s, %(rows_replaced)s, "
-        "%(rows_deleted)s, %(bytes)s, %(started_at)s, %(finished_at)s, %(duration_seconds)s)"
+        "%(rows_deleted)s, %(bytes)s, %(started_at)s, %(finished_at)s, %(duration_seconds)s, "
+        "%(status)s, %(error_class)s, %(error_message)s, %(schema_changes)s)"
     )
 
 
@@ -358,6 +359,8 @@ def every_statement(table: TableConfig, columns: list[str], schema: pa.Schema) -
         sql.delete_all_sql("raw_data", table),
         sql.insert_new_sql("raw_data", table, columns),
         sql.insert_all_sql("raw_data", table, columns),
+        sql.delete_gone_sql("raw_data", table),
+        sql.delete_changed_sql("raw_data", table, columns),
         sql.insert_audit_sql("raw_data"),
     ]
     if table.is_incremental:

@@ -1,0 +1,89 @@
+"""Our extract and load, through the library's public API only.
+
+* ``ours_extract``: ``ingestion.extract.extract()`` of the whole table (a ``full_refresh``
+  TableConfig) with ``MySQLSource`` into ``s3://<bucket>/ours/...``;
+* ``ours_load``: ``ingestion.load.load()`` of that manifest into an empty ``raw_data.nps``;
+* ``ours_load_staged`` (spec ``staged``): the same load with ``force_staging=True``: binary
+  ``COPY`` into the staging table, then the merge into the target.
+
+The per-phase times are the ``timings`` the library returns with its results: nothing of the
+library is wrapped or replaced. The ``ingestion`` imports are inside the functions, so that
+a worker measuring ``--ingestion-root`` imports that copy.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from bench.measure import Clock
+from bench.settings import Settings, bench_window, pipeline_connections, stage_url, table_config
+
+# IMPORT_ORDER: `ingestion.stage`, `.extract`, `.load` and `.warehouse` cannot be the first
+# `ingestion` module a process imports (stage -> environments -> warehouse -> warehouse.base
+# -> stage: a circular import); `ingestion.environments` can, and after it they import
+# fine. pipeline_connections() imports it, so the workers call it before the others.
+
+# The extract's phases in the order of the JSON: the main thread's waits for the source
+# (fetch + Arrow conversion), the metadata columns, closing the parts (the rest of the
+# multipart upload), the rest (connecting, columns, manifest, waiting for the writer
+# thread); then the writer thread's Parquet encoding, which overlaps the reads and is not
+# part of the sum.
+EXTRACT_PHASES = ("read_source_s", "add_metadata_s", "close_upload_s", "other_s", "writer_thread_parquet_s")
+# The load's: manifest, schema, ensure tables, lock; Parquet read from S3 + binary COPY
+# rendering + COPY; DELETE (full refresh) or the merge; the audit row; COMMIT; the rest.
+LOAD_PHASES = ("prepare_s", "bulk_load_s", "merge_s", "audit_s", "commit_s", "other_s")
+
+
+def phases(timings: dict[str, float], order: tuple[str, ...]) -> dict[str, float]:
+    """The library's timings in a fixed order (a phase that did not happen is 0); any other
+    phase it reports follows."""
+    known = {name: round(timings.get(name, 0.0), 3) for name in order}
+    return {**known, **{k: round(v, 3) for k, v in timings.items() if k not in known}}
+
+
+def ours_extract(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    connections = pipeline_connections(s)  # first: see IMPORT_ORDER
+    from ingestion.extract import extract
+    from ingestion.sources.mysql import MySQLSource
+    from ingestion.stage import open_stage
+
+    table = table_config(s)
+    source = MySQLSource(connections["source"])
+    stage = open_stage(stage_url(s), connections["aws"])
+    try:
+        with Clock() as clock:
+            result = extract(table, bench_window(), source, stage)
+    finally:
+        source.close()
+    return {
+        "wall_s": clock.wall,
+        "cpu_s": clock.cpu,
+        "rows": result.rows,
+        "manifest_url": result.manifest_url,
+        "files": result.files,
+        "bytes": result.bytes,
+        "phases": phases(result.timings, EXTRACT_PHASES),
+    }
+
+
+def ours_load(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    connections = pipeline_connections(s)  # first: see IMPORT_ORDER
+    from ingestion.load import load
+    from ingestion.stage import open_stage
+    from ingestion.warehouse import open_warehouse
+
+    table = table_config(s)
+    stage = open_stage(stage_url(s), connections["aws"])
+    warehouse = open_warehouse(connections["warehouse"])
+    # staged: the path of a batch that must be merged (an incremental batch into a table
+    # that holds rows, or any Redshift load): staging table, then INSERT ... SELECT.
+    staged = bool(spec.get("staged"))
+    with Clock() as clock:
+        result = load(table, spec["manifest_url"], bench_window(), warehouse, stage, force_staging=staged)
+    return {
+        "wall_s": clock.wall,
+        "cpu_s": clock.cpu,
+        "rows": result.rows_inserted,
+        "rows_staged": result.rows_staged,
+        "phases": phases(result.timings, LOAD_PHASES),
+    }

@@ -1,0 +1,179 @@
+"""What one benchmark run works on: the databases, the S3 server, the table, the measurements.
+
+Everything here is immutable: a :class:`Settings` is built once from the command line and
+the environment, then copied with :meth:`Settings.with_` when the work dir or the S3 URL is
+known. Workers get it as JSON (:meth:`Settings.spec`) and rebuild it with
+:meth:`Settings.from_spec`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import secrets
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+BENCH_DIR = Path(__file__).resolve().parent
+REPO_ROOT = BENCH_DIR.parent
+RESULTS_DIR = BENCH_DIR / "results"
+
+TABLE = "nps"
+COPY_TABLE = "copy_floor_nps"
+RAW_SCHEMA = "raw_data"
+
+# The order the measurements run in, and the order of the printed table.
+ORDER = ("client_floor", "copy_floor", "ours_extract", "ours_load", "ours_load_staged", "sql_to_s3_operator")
+TABLE_ORDER = (
+    "client_floor", "ours_extract", "sql_to_s3_operator", "copy_floor", "ours_load", "ours_load_staged",
+)  # fmt: skip
+DESCRIPTIONS = MappingProxyType(
+    {
+        "client_floor": "mariadb --quick -B > file",
+        "copy_floor": "psql \\copy FROM file",
+        "ours_extract": "extract(): MariaDB -> S3 Parquet + manifest",
+        "ours_load": "load(): manifest -> PostgreSQL raw_data",
+        "ours_load_staged": "the same load through a staging table + merge",
+        "sql_to_s3_operator": "Airflow SqlToS3Operator (parquet)",
+    }
+)
+
+
+@dataclass(frozen=True)
+class Settings:
+    rows: int
+    run_id: str
+    mysql_host: str
+    mysql_port: int
+    mysql_user: str
+    mysql_password: str
+    pg_host: str
+    pg_port: int
+    pg_user: str
+    pg_password: str
+    mysql_db: str
+    pg_db: str
+    bucket: str
+    s3_url: str = ""
+    workdir: str = ""
+    # --ingestion-root: the directory whose `ingestion` package the workers measure
+    # (None: this repository's).
+    ingestion_root: str | None = None
+
+    @property
+    def dump_path(self) -> str:
+        return str(Path(self.workdir) / "client_floor.tsv")
+
+    def with_(self, **changes: Any) -> Settings:
+        return dataclasses.replace(self, **changes)
+
+    def spec(self, **extra: Any) -> dict[str, Any]:
+        """The JSON document a worker gets: these settings plus the measurement's own values."""
+        return {**dataclasses.asdict(self), **extra}
+
+    @classmethod
+    def from_spec(cls, spec: dict[str, Any]) -> Settings:
+        return cls(**{f.name: spec[f.name] for f in dataclasses.fields(cls) if f.name in spec})
+
+
+def settings_from(rows: int, ingestion_root: str | None = None) -> Settings:
+    """Settings of a new run: unique database and bucket names, servers from the environment."""
+    run_id = f"{datetime.now(UTC):%Y%m%d%H%M%S}_{secrets.token_hex(3)}"
+    return Settings(
+        rows=rows,
+        run_id=run_id,
+        mysql_host=os.environ.get("MYSQL_HOST", "127.0.0.1"),
+        mysql_port=int(os.environ.get("MYSQL_PORT", "3306")),
+        mysql_user=os.environ.get("MYSQL_USER", "root"),
+        mysql_password=os.environ.get("MYSQL_PASSWORD", ""),
+        pg_host=os.environ.get("PGHOST", "127.0.0.1"),
+        pg_port=int(os.environ.get("PGPORT", "5432")),
+        pg_user=os.environ.get("PGUSER", "root"),
+        pg_password=os.environ.get("PGPASSWORD", ""),
+        mysql_db=f"bench_{run_id}",
+        pg_db=f"bench_{run_id}",
+        bucket=f"bench-{run_id.replace('_', '-')}",
+        ingestion_root=ingestion_root,
+    )
+
+
+# ---------------------------------------------------------------------------- connections
+# The driver and `ingestion` imports are inside the functions: a worker measuring another
+# copy of the package (--ingestion-root) must not import this repository's first.
+
+
+def mysql_connection(s: Settings, database: str | None = None) -> Any:
+    import MySQLdb
+
+    options: dict[str, Any] = {
+        "host": s.mysql_host,
+        "port": s.mysql_port,
+        "user": s.mysql_user,
+        "password": s.mysql_password,
+        "charset": "utf8mb4",
+    }
+    if database:
+        options["database"] = database
+    db = MySQLdb.connect(**options)
+    db.autocommit(True)
+    return db
+
+
+def pg_connection(s: Settings, database: str) -> Any:
+    import psycopg2
+
+    db = psycopg2.connect(
+        host=s.pg_host, port=s.pg_port, user=s.pg_user, password=s.pg_password or None, dbname=database
+    )
+    db.autocommit = True
+    return db
+
+
+def pipeline_connections(s: Settings) -> dict[str, Any]:
+    """The pipeline's own Connection objects for the bench databases and the S3 server."""
+    from ingestion.environments import Connection, loopback_s3_connection
+
+    return {
+        "source": Connection(
+            "bench_source", "mysql", host=s.mysql_host, port=s.mysql_port, login=s.mysql_user,
+            password=s.mysql_password or None, schema=s.mysql_db,
+        ),
+        "warehouse": Connection(
+            "bench_warehouse", "postgres", host=s.pg_host, port=s.pg_port, login=s.pg_user,
+            password=s.pg_password or None, schema=s.pg_db,
+        ),
+        "aws": loopback_s3_connection(s.s3_url, "bench_aws"),
+    }  # fmt: skip
+
+
+def stage_url(s: Settings) -> str:
+    """Where our extract writes its parts and manifest."""
+    return f"s3://{s.bucket}/ours"
+
+
+# ---------------------------------------------------------------------------- table config
+
+
+def table_config(s: Settings) -> Any:
+    """The pipeline's TableConfig of the bench table: a full refresh of the whole table."""
+    from ingestion.config import parse_table
+
+    return parse_table(
+        {
+            "name": TABLE,
+            "source_schema": s.mysql_db,
+            "primary_key": "id",
+            "mode": "full_refresh",
+            "soft_delete": "deleted",
+        },
+        0,
+    )
+
+
+def bench_window() -> Any:
+    from ingestion.window import Window
+
+    return Window(datetime(2000, 1, 1), datetime(2100, 1, 1))
