@@ -59,6 +59,7 @@ test-fast: manifest ## skip the slow end-to-end DAG runs
 lint: setup ## ruff (lint + format check) and sqlfluff on the dbt models
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(PY) -m ingestion --env embedded init-warehouse > /dev/null  # the dbt templater opens the dev target
 	cd dbt_project && $(WITH_ENV) $(CURDIR)/$(VENV)/bin/sqlfluff lint models
 	cd dbt_project && $(CURDIR)/$(VENV)/bin/sqlfluff lint --templater jinja --disregard-sqlfluffignores tests
 
