@@ -97,7 +97,7 @@ def extract_table(
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
-        return pipeline.run_extract(table, window, task_environment()).manifest_url
+        return pipeline.run_extract(table, window, task_environment(), catch_up=True).manifest_url
 
 
 def load_table(

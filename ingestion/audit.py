@@ -123,3 +123,18 @@ def record_failure(warehouse: Warehouse, db: Any, raw_schema: str, row: dict, ex
                 db.close()
             except Exception:  # noqa: BLE001, S110
                 pass
+
+
+def last_loaded_end(warehouse: Warehouse, table: TableConfig, raw_schema: str) -> datetime | None:
+    """The end of the table's latest successfully loaded window; None before its first load."""
+    db = warehouse.connect()
+    try:
+        cursor = warehouse.cursor(db)
+        columns = warehouse.table_columns(cursor, raw_schema, q.AUDIT_TABLE)
+        if not columns:
+            return None
+        succeeded = " and status = %(status)s" if "status" in columns else ""
+        sql = f"select max(window_end) from {q.audit_table(raw_schema)} where table_name = %(table)s"
+        return warehouse.scalar(cursor, sql + succeeded, {"table": table.name, "status": SUCCEEDED})
+    finally:
+        db.close()  # a read only: closing ends it

@@ -28,6 +28,7 @@ BATCH_ID_LENGTH = 64
 METADATA_FIELDS = (pa.field(BATCH_ID, pa.string()), pa.field(EXTRACTED_AT, pa.timestamp("us")))
 _KEYS = {"batch_id": b"pipeline.batch_id", "extracted_at": b"pipeline.extracted_at"}
 _UNIQUE_KEY = b"pipeline.unique_key"
+_WINDOW = (b"pipeline.window_start", b"pipeline.window_end")
 
 
 def new_batch_id(now: datetime | None = None) -> str:
@@ -47,10 +48,13 @@ class Batch:
     batch_id: str
     extracted_at: datetime | None
     unique_key: bool = False
+    #: The cursor window the extract read (before the lookback): the interval, or a
+    #: wider one when it caught up missed intervals. None when not recorded.
+    window: tuple[datetime, datetime] | None = None
 
     @classmethod
-    def new(cls, *, unique_key: bool) -> Batch:
-        return cls(new_batch_id(), datetime.now(UTC).replace(tzinfo=None), unique_key)
+    def new(cls, *, unique_key: bool, window: tuple[datetime, datetime] | None = None) -> Batch:
+        return cls(new_batch_id(), datetime.now(UTC).replace(tzinfo=None), unique_key, window)
 
     def schema(self, source: pa.Schema) -> pa.Schema:
         """The staged files' schema: the source columns, the metadata columns, the batch."""
@@ -63,6 +67,9 @@ class Batch:
         if self.extracted_at is not None:
             metadata[_KEYS["extracted_at"]] = self.extracted_at.isoformat().encode()
         metadata[_UNIQUE_KEY] = b"true" if self.unique_key else b"false"
+        if self.window is not None:
+            for key, value in zip(_WINDOW, self.window, strict=True):
+                metadata[key] = value.isoformat().encode()
         return metadata
 
     def stamp(self, rows: pa.RecordBatch) -> pa.RecordBatch:
@@ -94,8 +101,13 @@ class Batch:
                 retryable=False,
             )
         extracted_at = metadata.get(_KEYS["extracted_at"])
+        window = None
+        if all(key in metadata for key in _WINDOW):
+            start, end = (datetime.fromisoformat(metadata[key].decode()) for key in _WINDOW)
+            window = (start, end)
         return cls(
             batch_id=metadata[_KEYS["batch_id"]].decode(),
             extracted_at=datetime.fromisoformat(extracted_at.decode()) if extracted_at else None,
             unique_key=metadata.get(_UNIQUE_KEY) == b"true",
+            window=window,
         )

@@ -1,12 +1,14 @@
 """Command line: run tables for a window outside Airflow, and the demo helpers.
 
 python -m ingestion run nps --start 2026-10-30 --end 2026-10-31
+python -m ingestion run nps session_timestamp --start ... --end ...   # or: run all
 python -m ingestion extract nps --start ... --end ...
 python -m ingestion load nps --manifest <url> --start ... --end ...
 python -m ingestion generate --size 1000 --days 3
 python -m ingestion env            # shell exports of the selected environment
 python -m ingestion check-config   # validate config/tables.yml
 python -m ingestion report         # raw row counts and mau_summary
+python -m ingestion stage-clean --older-than 7d [--dry-run]   # remove old staged attempts
 python -m ingestion exec -- dbt build   # a command with the environment's variables
 
 A bad setting or input ends with one line on stderr, ``error: <what is wrong and
@@ -23,6 +25,7 @@ import logging
 import os
 import shlex
 import sys
+import time
 import traceback
 from datetime import date, datetime
 
@@ -57,10 +60,79 @@ def _environment(args: argparse.Namespace) -> environments.Environment:
     return environments.resolve(getattr(args, "env", None))
 
 
+log = logging.getLogger(__name__)
+
+
 def cmd_run(args: argparse.Namespace) -> None:
-    table = config.get_table(args.table, args.config)
-    extracted, loaded = pipeline.run_table(table, _window(args), _environment(args), rebuild=args.rebuild)
-    print(json.dumps({"extract": extracted.as_dict(), "load": loaded.as_dict()}, indent=2))
+    """One table: its results as one JSON object. Several (or ``all``): one after the
+    other, a JSON list on stdout, a summary table on stderr; a failed table does not
+    stop the others, and the command ends with an error (exit status 2)."""
+    if len(args.table) == 1 and args.table[0] != ALL:
+        table = config.get_table(args.table[0], args.config)
+        extracted, loaded = pipeline.run_table(table, _window(args), _environment(args), rebuild=args.rebuild)
+        print(json.dumps({"extract": extracted.as_dict(), "load": loaded.as_dict()}, indent=2))
+        return
+    tables = _run_tables(args)
+    window, environment = _window(args), _environment(args)
+    outcomes = []
+    for table in tables:
+        started = time.monotonic()
+        try:
+            extracted, loaded = pipeline.run_table(table, window, environment, rebuild=args.rebuild)
+            outcome = {"table": table.name, "extract": extracted.as_dict(), "load": loaded.as_dict()}
+        except Exception as exc:  # noqa: BLE001 - reported in the summary; the next table runs
+            log.error("run %s failed: %s", table.name, first_line(exc), exc_info=args.verbose)
+            outcome = {"table": table.name, "error": first_line(exc)}
+        outcome["seconds"] = round(time.monotonic() - started, 3)
+        outcomes.append(outcome)
+    print(json.dumps(outcomes, indent=2))
+    print(run_summary(outcomes), file=sys.stderr)
+    failed = [o["table"] for o in outcomes if "error" in o]
+    if failed:
+        raise PipelineError(
+            f"{len(failed)} of {len(outcomes)} table(s) failed: {', '.join(failed)} "
+            "(see the summary above; rerun them with python -m ingestion run TABLE ...)"
+        )
+
+
+ALL = "all"
+
+
+def _run_tables(args: argparse.Namespace) -> list[config.TableConfig]:
+    """The tables ``run`` names (``all``: every table of the config), each once, checked
+    before any runs."""
+    if ALL in args.table:
+        if len(args.table) > 1:
+            raise ConfigError(f"run: give either {ALL} or table names, not both ({' '.join(args.table)})")
+        return list(config.load_tables(args.config).values())
+    return [config.get_table(name, args.config) for name in dict.fromkeys(args.table)]
+
+
+def run_summary(outcomes: list[dict]) -> str:
+    """One line per table: rows extracted, inserted, replaced, deleted, seconds, status."""
+    lines = [
+        f"{'table':<24} {'extracted':>11} {'inserted':>11} {'replaced':>11} {'deleted':>11} "
+        f"{'seconds':>8}  status"
+    ]
+    for o in outcomes:
+        if "error" in o:
+            counts = ["-"] * 4
+            status = f"failed: {o['error']}"
+        else:
+            load = o["load"]
+            numbers = [
+                o["extract"]["rows"],
+                load["rows_inserted"],
+                load["rows_replaced"],
+                load["rows_deleted"],
+            ]
+            counts = [f"{n:,}" for n in numbers]
+            status = "ok"
+        lines.append(
+            f"{o['table']:<24} {counts[0]:>11} {counts[1]:>11} {counts[2]:>11} {counts[3]:>11} "
+            f"{o['seconds']:>8.1f}  {status}"
+        )
+    return "\n".join(lines)
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
@@ -130,6 +202,14 @@ def cmd_check_config(args: argparse.Namespace) -> None:
         print(f"{table.name:<22} {table.mode:<13} key {', '.join(table.primary_key)}  {detail}")
 
 
+def cmd_stage_clean(args: argparse.Namespace) -> None:
+    from ingestion import retention
+
+    older_than = retention.parse_age(args.older_than)
+    report = retention.clean_environment(_environment(args), older_than, dry_run=args.dry_run)
+    print("\n".join(report.lines()))
+
+
 def cmd_report(args: argparse.Namespace) -> None:
     from devtools import report
 
@@ -150,15 +230,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true")
     commands = parser.add_subparsers(dest="command", required=True)
 
-    def windowed(name: str, handler, help_text: str) -> argparse.ArgumentParser:
+    def windowed(name: str, handler, help_text: str, many: bool = False) -> argparse.ArgumentParser:
         sub = commands.add_parser(name, help=help_text)
-        sub.add_argument("table")
+        if many:
+            sub.add_argument("table", nargs="+", metavar="TABLE", help=f"table name(s), or {ALL}")
+        else:
+            sub.add_argument("table")
         sub.add_argument("--start", required=True, help="interval start, ISO 8601, UTC")
         sub.add_argument("--end", required=True, help="interval end (exclusive), ISO 8601, UTC")
         sub.set_defaults(handler=handler)
         return sub
 
-    windowed("run", cmd_run, "extract and load one table for one window").add_argument(
+    windowed("run", cmd_run, "extract and load tables (or all) for one window", many=True).add_argument(
         "--rebuild",
         action="store_true",
         help="extract every row and replace the raw table (after a schema change)",
@@ -188,6 +271,12 @@ def build_parser() -> argparse.ArgumentParser:
         handler=cmd_check_config
     )
     commands.add_parser("report", help="raw row counts and mau_summary").set_defaults(handler=cmd_report)
+    clean = commands.add_parser(
+        "stage-clean", help="remove staged attempts older than a limit (never unloaded or newest loaded ones)"
+    )
+    clean.add_argument("--older-than", required=True, help="age limit like 30m, 2h or 7d")
+    clean.add_argument("--dry-run", action="store_true", help="list what would be removed, remove nothing")
+    clean.set_defaults(handler=cmd_stage_clean)
     return parser
 
 

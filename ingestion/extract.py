@@ -21,6 +21,7 @@ import pyarrow.parquet as pq
 from ingestion.batch import METADATA_COLUMNS, Batch
 from ingestion.config import TableConfig
 from ingestion.errors import ConfigError, PipelineError
+from ingestion.progress import Progress
 from ingestion.sources.base import Source, source_schema
 from ingestion.stage import Manifest, ManifestEntry, Stage
 from ingestion.timing import Timings
@@ -142,15 +143,19 @@ def extract(
     *,
     batch_rows: int = DEFAULT_BATCH_ROWS,
     part_bytes: int = DEFAULT_PART_BYTES,
+    progress_interval: float | None = None,
 ) -> ExtractResult:
-    """Extract ``table`` for ``window`` into ``stage``; return the manifest URL and counts."""
+    """Extract ``table`` for ``window`` into ``stage``; return the manifest URL and counts.
+
+    A progress line is logged every ``progress_interval`` seconds (default:
+    ``PIPELINE_PROGRESS_SECONDS`` or 5; 0: every batch)."""
     timings = Timings()
     started = time.monotonic()
     columns = source.columns(table)
     check_columns(table, columns)
     # Recorded for the load: whether the key is a unique index of the source (then this
     # one snapshot needs no dedupe), and the batch's constant metadata columns.
-    batch = Batch.new(unique_key=source.key_is_unique(table))
+    batch = Batch.new(unique_key=source.key_is_unique(table), window=(window.start, window.end))
     schema = batch.schema(source_schema(columns))
     prefix = stage.attempt_url(table.name, window.label, batch.batch_id)
     what = (
@@ -162,7 +167,7 @@ def extract(
 
     writer = PartWriter(stage, prefix, schema, part_bytes, timings)
     rows = 0
-    next_report = 1_000_000
+    progress = Progress(log, f"extract {table.name}", interval=progress_interval)
     try:
         # Parquet encoding and the upload run in a second thread (Arrow's C++ code, without
         # the GIL) while this one reads the next batch. One batch in flight: bounded memory.
@@ -175,9 +180,7 @@ def extract(
                     writing.result()
                 writing = pool.submit(writer.write, stamped)
                 rows += stamped.num_rows
-                if rows >= next_report:
-                    log.info("extract %s: %s rows so far", table.name, f"{rows:,}")
-                    next_report += 1_000_000
+                progress.add(stamped.num_rows, stamped.nbytes)
             if writing is not None:
                 writing.result()
         with timings.phase("close_upload_s"):

@@ -41,6 +41,7 @@ from ingestion.audit import audit_row, ensure_audit_table, now, record_failure
 from ingestion.batch import LOADED_AT, Batch
 from ingestion.config import TableConfig
 from ingestion.errors import LoadError, PipelineError
+from ingestion.progress import Progress
 from ingestion.stage import Manifest, Stage
 from ingestion.timing import Timings
 from ingestion.warehouse import StagedBatch, Warehouse
@@ -199,6 +200,8 @@ def load(
             schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
             batch = Batch.of(schema, manifest.entries[0].url)
             known["batch_id"] = batch.batch_id
+            if batch.window is not None:  # the window the batch covers (wider after a catch-up)
+                window = Window(*batch.window)
         log.info(
             "load %s: %d file(s), %s rows listed in %s",
             target_name, len(manifest.entries), f"{manifest.record_count:,}", manifest_url,
@@ -270,18 +273,23 @@ def load_in_transaction(
 
     loaded_at = now()
     constants = batch.constants()
+    # Counted where a dialect streams the rows itself (PostgreSQL's COPY); a dialect that
+    # loads the files in one statement (DuckDB, Redshift's COPY) logs no progress lines.
+    progress = Progress(log, f"load {target_name}", total_rows=manifest.record_count)
     if straight:
         log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
         constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
         with timings.phase("bulk_load_s"):
             into = q.target_table(raw_schema, table)
-            staged = warehouse.bulk_load(cursor, into, StagedBatch(manifest, stage, columns, constants))
+            staged = warehouse.bulk_load(
+                cursor, into, StagedBatch(manifest, stage, columns, constants, progress)
+            )
         check_row_count(target_name, staged, manifest)
         inserted, replaced, deleted = staged, 0, 0
     else:
         with timings.phase("bulk_load_s"):
             run(cursor, q.create_staging_sql(raw_schema, table, columns))
-            staging = StagedBatch(manifest, stage, columns, constants)
+            staging = StagedBatch(manifest, stage, columns, constants, progress)
             staged = warehouse.bulk_load(cursor, q.staging_table(table), staging)
         check_row_count(target_name, staged, manifest)
         with timings.phase("merge_s"):

@@ -17,6 +17,7 @@ from ingestion.batch import BATCH_ID, BATCH_ID_LENGTH, LOADED_AT
 from ingestion.config import TableConfig
 from ingestion.connection import Connection
 from ingestion.errors import LoadError
+from ingestion.progress import Progress
 from ingestion.stage import Manifest, Stage
 from ingestion.types import Column
 from ingestion.warehouse.sql import alter_column_type_sql, quote, target_table
@@ -30,12 +31,14 @@ class StagedBatch:
 
     ``constants`` are columns with one value for every row (the load metadata),
     by column name: they are sent once, not read from the files per row.
+    ``progress`` counts the rows :meth:`record_batches` yields (and logs them now and then).
     """
 
     manifest: Manifest
     stage: Stage
     columns: Sequence[str]
     constants: dict[str, pa.Scalar]
+    progress: Progress | None = None
 
     @property
     def file_columns(self) -> list[str]:
@@ -52,7 +55,10 @@ class StagedBatch:
         for entry in self.manifest.entries:
             parquet = self.stage.open_parquet(entry.url)
             for index in range(parquet.num_row_groups):
-                yield from parquet.read_row_group(index, columns=self.file_columns).to_batches()
+                for batch in parquet.read_row_group(index, columns=self.file_columns).to_batches():
+                    if self.progress is not None:
+                        self.progress.add(batch.num_rows, batch.nbytes)
+                    yield batch
 
 
 @dataclass(frozen=True)
