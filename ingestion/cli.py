@@ -192,6 +192,8 @@ def cmd_exec(args: argparse.Namespace) -> None:
         variables = {"PIPELINE_ENV": name, "DBT_TARGET": environments.DBT_TARGETS[name]}
     for key, value in variables.items():
         os.environ.setdefault(key, value)
+    # dbt finds the project's profiles.yml from any folder, in a fresh shell too.
+    os.environ.setdefault("DBT_PROFILES_DIR", str(environments.REPO_ROOT))
     os.execvp(command[0], command)  # noqa: S606 - the user's own command
 
 
