@@ -211,8 +211,6 @@ def test_unknown_table_exits_2_with_one_error_line_naming_it(tmp_path: Path, mon
 def test_the_readmes_dbt_command_works_from_a_fresh_shell(tmp_path) -> None:
     """`cd dbt_project && ../.venv/bin/python -m ingestion exec -- ../.venv/bin/dbt ...` with no
     DBT_PROFILES_DIR set: exec points dbt at the project's profiles.yml."""
-    from pathlib import Path
-
     repo = Path(__file__).resolve().parent.parent
     env = {k: v for k, v in os.environ.items() if not k.startswith(("DBT_", "AIRFLOW_CONN_", "PIPELINE_"))}
     env.update(PIPELINE_DATA_DIR=str(tmp_path / "data"), HOME=str(tmp_path))
