@@ -51,7 +51,7 @@ def airflow_connection(conn_id: str) -> Connection | None:
 def failing_fast() -> Iterator[None]:
     """An error a retry cannot fix (``retryable`` false: bad config, an unmappable type,
     schema drift) fails the task at once; the others (connections, timeouts) are retried."""
-    from airflow.exceptions import AirflowFailException
+    from airflow.sdk.exceptions import AirflowFailException
 
     try:
         yield

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from airflow.exceptions import AirflowFailException
+from airflow.sdk.exceptions import AirflowFailException
 
 from ingestion.airflow_tasks import failing_fast
 from ingestion.errors import ConfigError, LoadError, SchemaDriftError, SourceError, StageError
