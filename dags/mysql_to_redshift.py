@@ -29,8 +29,11 @@ from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, 
 from cosmos.constants import LoadMode, SourceRenderingBehavior, TestBehavior  # noqa: E402
 
 from ingestion import airflow_tasks
+from ingestion.airflow_tasks import SOURCE_POOL
 from ingestion.config import load_tables
 from ingestion.environments import DBT_TARGETS, environment_name
+from ingestion.lineage import model_asset
+from ingestion.notify import notify_failure
 
 REPO = Path(__file__).resolve().parent.parent
 DBT_PROJECT = REPO / "dbt_project"
@@ -40,7 +43,7 @@ default_args = {
     "retries": int(os.environ.get("PIPELINE_TASK_RETRIES", "2")),
     "retry_delay": timedelta(minutes=5),
     "retry_exponential_backoff": True,
-    "on_failure_callback": airflow_tasks.notify_failure,
+    "on_failure_callback": notify_failure,  # Slack, through the connection slack_default
 }
 
 with DAG(
@@ -55,16 +58,31 @@ with DAG(
 ) as dag:
 
     @task
-    def extract(table: str, data_interval_start=None, data_interval_end=None) -> str:
-        return airflow_tasks.extract_table(table, data_interval_start, data_interval_end)
+    def extract(table: str, data_interval_start=None, data_interval_end=None, dag_run=None) -> str:
+        run_type = getattr(dag_run, "run_type", None)  # a backfill run never widens its window
+        return airflow_tasks.extract_table(table, data_interval_start, data_interval_end, run_type)
 
     @task
-    def load(table: str, manifest_url: str, data_interval_start=None, data_interval_end=None) -> dict:
+    def plan_chunks(table: str, data_interval_start=None, data_interval_end=None) -> list[dict]:
+        return airflow_tasks.plan_table_chunks(table, data_interval_start, data_interval_end)
+
+    @task
+    def extract_chunk(table: str, chunk: dict) -> str:
+        return airflow_tasks.extract_table_chunk(table, chunk)
+
+    @task
+    def load(table: str, manifest_url, data_interval_start=None, data_interval_end=None) -> dict:
         return airflow_tasks.load_table(table, manifest_url, data_interval_start, data_interval_end)
 
     loads = []
-    for name in load_tables():
-        manifest_url = extract.override(task_id=f"extract_{name}")(name)
+    for name, table in load_tables().items():
+        # Every task that reads the source takes a slot of its pool (created by `make demo`).
+        if table.chunks > 1:  # key ranges planned at run time, one mapped extract each
+            chunks = plan_chunks.override(task_id=f"plan_chunks_{name}", pool=SOURCE_POOL)(name)
+            extract_chunks = extract_chunk.override(task_id=f"extract_{name}", pool=SOURCE_POOL)
+            manifest_url = extract_chunks.partial(table=name).expand(chunk=chunks)
+        else:
+            manifest_url = extract.override(task_id=f"extract_{name}", pool=SOURCE_POOL)(name)
         loads.append(
             load.override(task_id=f"load_{name}", outlets=[Asset(f"raw_data.{name}")])(name, manifest_url)
         )
@@ -87,8 +105,8 @@ with DAG(
             test_behavior=TestBehavior.AFTER_EACH,
             source_rendering_behavior=SourceRenderingBehavior.WITH_TESTS_OR_FRESHNESS,
             should_detach_multiple_parents_tests=True,
-            # Cosmos would derive model Assets from the profile's literal text
-            # (env_var() templates here); the raw tables' Assets come from the loads.
+            # Cosmos's model Assets are runtime aliases named from the profile; each
+            # model's run task gets a static Asset below instead (known at parse time).
             emit_datasets=False,
         ),
         operator_args={
@@ -100,3 +118,14 @@ with DAG(
     )
 
     loads >> transform
+
+    # Optional last task: remove old staged attempts (PIPELINE_STAGE_RETENTION, e.g. 7d).
+    older_than = airflow_tasks.stage_retention()
+    if older_than:
+        clean_stage = task(airflow_tasks.clean_stage, task_id="clean_stage", trigger_rule="all_done")
+        transform >> clean_stage(older_than)
+
+    # Every dbt model is an Asset, an outlet of its run task: DAGs can be scheduled on it.
+    for dbt_run in dag.tasks:
+        if dbt_run.task_id.startswith("dbt.") and dbt_run.task_id.endswith(".run"):
+            dbt_run.outlets = [*dbt_run.outlets, model_asset(dbt_run.task_id.split(".")[1])]

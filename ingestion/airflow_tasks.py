@@ -18,13 +18,12 @@ from __future__ import annotations
 import json
 import logging
 import os
-import urllib.request
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from ingestion import config, environments, pipeline
+from ingestion import chunks, config, environments, lineage, pipeline, retention
 from ingestion.connection import Connection
 from ingestion.environments import Environment
 from ingestion.errors import ConfigError, PipelineError
@@ -32,7 +31,11 @@ from ingestion.window import Window
 
 log = logging.getLogger(__name__)
 
-SLACK_WEBHOOK_VARIABLE = "PIPELINE_SLACK_WEBHOOK_URL"
+#: The Airflow pool of every task that reads the source (plan, extract, chunks): its
+#: slots cap the source connections the DAG opens at once. ``make demo`` creates it
+#: with ``PIPELINE_SOURCE_POOL_SLOTS`` slots (default 2).
+SOURCE_POOL = "pipeline_source"
+
 WAREHOUSE_VARIABLE = f"AIRFLOW_CONN_{environments.CONN_IDS['warehouse'].upper()}"
 
 
@@ -90,27 +93,71 @@ def interval(data_interval_start: datetime | None, data_interval_end: datetime |
     return Window(data_interval_start, data_interval_end)
 
 
+#: ``dag_run.run_type`` of the runs ``airflow backfill create`` makes.
+BACKFILL_RUN_TYPE = "backfill"
+
+
 def extract_table(
-    table_name: str, data_interval_start: datetime | None, data_interval_end: datetime | None
+    table_name: str,
+    data_interval_start: datetime | None,
+    data_interval_end: datetime | None,
+    run_type: str | None = None,
 ) -> str:
-    """Extract one table's interval into the stage; return the manifest URL (XCom)."""
+    """Extract one table's interval into the stage; return the manifest URL (XCom).
+
+    A scheduled or manual run catches up missed intervals; a backfill run reads its own
+    interval only: the backfill asked for exactly those intervals."""
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
-        return pipeline.run_extract(table, window, task_environment(), catch_up=True).manifest_url
+        environment = task_environment()
+        catch_up = run_type != BACKFILL_RUN_TYPE
+        manifest_url = pipeline.run_extract(table, window, environment, catch_up=catch_up).manifest_url
+    lineage.report_extract(environment, table)
+    return manifest_url
+
+
+def plan_table_chunks(
+    table_name: str, data_interval_start: datetime | None, data_interval_end: datetime | None
+) -> list[dict[str, Any]]:
+    """Split a chunked table's interval into key ranges: one small JSON value per chunk
+    (XCom), each the argument of one mapped extract task."""
+    with failing_fast():
+        table = config.get_table(table_name)
+        window = interval(data_interval_start, data_interval_end)
+        planned = pipeline.plan_chunks(table, window, task_environment())
+    return [chunk.to_json() for chunk in planned]
+
+
+def extract_table_chunk(table_name: str, chunk: dict[str, Any]) -> str:
+    """Extract one chunk of a chunked table; return its manifest URL (XCom)."""
+    with failing_fast():
+        table = config.get_table(table_name)
+        environment = task_environment()
+        manifest_url = pipeline.run_chunk(table, chunks.Chunk.from_json(chunk), environment).manifest_url
+    lineage.report_extract(environment, table)
+    return manifest_url
 
 
 def load_table(
     table_name: str,
-    manifest_url: str,
+    manifest_url: str | Sequence[str],
     data_interval_start: datetime | None,
     data_interval_end: datetime | None,
 ) -> dict[str, Any]:
-    """Load the manifest's files into raw_data.<table> in one transaction."""
+    """Load the manifest's files into raw_data.<table> in one transaction; given the
+    manifests of a chunked extract's chunks, all of them, through one combined manifest."""
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
-        result = pipeline.run_load(table, manifest_url, window, task_environment())
+        environment = task_environment()
+        if not isinstance(manifest_url, str):
+            stage = pipeline.environment_stage(environment)
+            # A slice reads the mapped tasks' XComs in one request (iterating asks for
+            # one more item than there are, and logs an error when it is missing).
+            manifest_url = chunks.combine(table, stage, list(manifest_url[:]))
+        result = pipeline.run_load(table, manifest_url, window, environment)
+    lineage.report_load(environment, table)
     return {k: v for k, v in result.as_dict().items() if k != "timings"}
 
 
@@ -126,29 +173,44 @@ def export_dbt_credentials(context: Any = None) -> None:
     rendered, serialized or stored; the masker hides it from the logs.
     """
     environment = task_environment()
-    os.environ[WAREHOUSE_VARIABLE] = environment.warehouse.to_json()
+    warehouse = environment.warehouse
+    os.environ[WAREHOUSE_VARIABLE] = warehouse.to_json()
     os.environ["DBT_TARGET"] = environment.dbt_target
+    # The same host, port and database as plain values (no secret), which
+    # profiles.yml reads first: OpenLineage's dbt reader, which names the models'
+    # datasets, renders profiles.yml without dbt's fromjson().
+    for name, value in {"HOST": warehouse.host, "PORT": warehouse.port, "DATABASE": warehouse.schema}.items():
+        os.environ.pop(f"DBT_WAREHOUSE_{name}", None)
+        if value:
+            os.environ[f"DBT_WAREHOUSE_{name}"] = str(value)
 
 
-def notify_failure(context: dict[str, Any]) -> None:
-    """Failure callback: post to Slack when a webhook is configured, always log."""
-    ti = context.get("task_instance")
-    dag_run = context.get("dag_run")
-    text = (
-        f":red_circle: {getattr(ti, 'dag_id', '?')}.{getattr(ti, 'task_id', '?')} failed "
-        f"for run {getattr(dag_run, 'run_id', '?')}: {context.get('exception')}"
-    )
-    log.error(text)
-    url = os.environ.get(SLACK_WEBHOOK_VARIABLE)
-    if not url:
-        return
-    if not url.startswith("https://"):
-        log.warning("%s must be an https:// URL; not notifying", SLACK_WEBHOOK_VARIABLE)
-        return
-    request = urllib.request.Request(  # noqa: S310 - https only, checked above
-        url, data=json.dumps({"text": text}).encode(), headers={"Content-Type": "application/json"}
-    )
+#: Set to an age (e.g. ``7d``) to end every DAG run with the ``clean_stage`` task;
+#: unset (the default), the DAG has no such task.
+STAGE_RETENTION_VARIABLE = "PIPELINE_STAGE_RETENTION"
+
+
+def stage_retention() -> str | None:
+    """The DAG's stage retention (``PIPELINE_STAGE_RETENTION``), checked when the DAG
+    file is parsed, so a bad value is an import error naming it; None when unset."""
+    value = os.environ.get(STAGE_RETENTION_VARIABLE, "").strip()
+    if not value:
+        return None
     try:
-        urllib.request.urlopen(request, timeout=10).close()  # noqa: S310 - operator-configured URL
-    except OSError as exc:
-        log.warning("Slack notification failed: %s", exc)
+        retention.parse_age(value)
+    except ConfigError:
+        raise ConfigError(
+            f"{STAGE_RETENTION_VARIABLE}={value!r} is not a duration: use e.g. 7d, 12h or 30m, "
+            "or unset it to keep every staged attempt"
+        ) from None
+    return value
+
+
+def clean_stage(older_than: str) -> str:
+    """Remove the staged attempts older than ``older_than`` that no load needs any more
+    (``python -m ingestion stage-clean``'s rules); log each decision, return the summary."""
+    with failing_fast():
+        report = retention.clean_environment(task_environment(), retention.parse_age(older_than))
+    for line in report.lines():
+        log.info("stage retention: %s", line)
+    return report.lines()[-1]

@@ -1,7 +1,8 @@
 """The batch contract: what an extract attempt hands to the load.
 
 Every staged row carries the load-metadata columns ``_batch_id`` and
-``_extracted_at``; the load adds ``_loaded_at``. The extract also records the
+``_extracted_at``; the load adds ``_loaded_at`` and ``_deleted_at`` (set when
+the row's key is gone from the source, see ``ingestion/reconcile.py``). The extract also records the
 batch in the Parquet files' key/value metadata (``pipeline.*``): the batch id,
 the extract time and whether the key was read from a unique index in one
 snapshot (then the load needs no dedupe). The load reads all of it from the
@@ -21,7 +22,10 @@ from ingestion.errors import StageError
 BATCH_ID = "_batch_id"
 EXTRACTED_AT = "_extracted_at"
 LOADED_AT = "_loaded_at"
-METADATA_COLUMNS = (BATCH_ID, EXTRACTED_AT, LOADED_AT)
+DELETED_AT = "_deleted_at"
+METADATA_COLUMNS = (BATCH_ID, EXTRACTED_AT, LOADED_AT, DELETED_AT)
+#: The columns the load adds to every raw table (not in the staged files).
+LOAD_COLUMNS = (LOADED_AT, DELETED_AT)
 #: Longest batch id the warehouse column holds (``new_batch_id`` makes 25 characters).
 BATCH_ID_LENGTH = 64
 

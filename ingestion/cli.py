@@ -27,6 +27,7 @@ import shlex
 import sys
 import time
 import traceback
+from dataclasses import replace
 from datetime import date, datetime
 
 from ingestion import config, environments, pipeline
@@ -68,7 +69,7 @@ def cmd_run(args: argparse.Namespace) -> None:
     other, a JSON list on stdout, a summary table on stderr; a failed table does not
     stop the others, and the command ends with an error (exit status 2)."""
     if len(args.table) == 1 and args.table[0] != ALL:
-        table = config.get_table(args.table[0], args.config)
+        table = _chunked(config.get_table(args.table[0], args.config), args)
         extracted, loaded = pipeline.run_table(table, _window(args), _environment(args), rebuild=args.rebuild)
         print(json.dumps({"extract": extracted.as_dict(), "load": loaded.as_dict()}, indent=2))
         return
@@ -104,8 +105,19 @@ def _run_tables(args: argparse.Namespace) -> list[config.TableConfig]:
     if ALL in args.table:
         if len(args.table) > 1:
             raise ConfigError(f"run: give either {ALL} or table names, not both ({' '.join(args.table)})")
-        return list(config.load_tables(args.config).values())
-    return [config.get_table(name, args.config) for name in dict.fromkeys(args.table)]
+        return [_chunked(table, args) for table in config.load_tables(args.config).values()]
+    return [_chunked(config.get_table(name, args.config), args) for name in dict.fromkeys(args.table)]
+
+
+def _chunked(table: config.TableConfig, args: argparse.Namespace) -> config.TableConfig:
+    """The table with ``--chunks`` instead of its configured ``chunks``, when given."""
+    return replace(table, chunks=args.chunks) if args.chunks else table
+
+
+def _chunks(text: str) -> int:
+    if not text.isdigit() or not 1 <= int(text) <= config.MAX_CHUNKS:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number from 1 to {config.MAX_CHUNKS}")
+    return int(text)
 
 
 def run_summary(outcomes: list[dict]) -> str:
@@ -136,7 +148,7 @@ def run_summary(outcomes: list[dict]) -> str:
 
 
 def cmd_extract(args: argparse.Namespace) -> None:
-    table = config.get_table(args.table, args.config)
+    table = _chunked(config.get_table(args.table, args.config), args)
     print(json.dumps(pipeline.run_extract(table, _window(args), _environment(args)).as_dict(), indent=2))
 
 
@@ -243,12 +255,19 @@ def build_parser() -> argparse.ArgumentParser:
         sub.set_defaults(handler=handler)
         return sub
 
-    windowed("run", cmd_run, "extract and load tables (or all) for one window", many=True).add_argument(
+    run = windowed("run", cmd_run, "extract and load tables (or all) for one window", many=True)
+    run.add_argument(
         "--rebuild",
         action="store_true",
         help="extract every row and replace the raw table (after a schema change)",
     )
-    windowed("extract", cmd_extract, "extract one table's window into the stage")
+    extract = windowed("extract", cmd_extract, "extract one table's window into the stage")
+    for sub in (run, extract):
+        sub.add_argument(
+            "--chunks",
+            type=_chunks,
+            help="split the extract into N key ranges (default: chunks in the config)",
+        )
     windowed("load", cmd_load, "load a staged manifest").add_argument("--manifest", required=True)
 
     gen = commands.add_parser("generate", help="write deterministic demo OLTP data to the source")

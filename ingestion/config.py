@@ -19,6 +19,7 @@ Two kinds of names:
 
 from __future__ import annotations
 
+import os
 import re
 from dataclasses import dataclass
 from datetime import timedelta
@@ -39,6 +40,8 @@ LOOKBACK_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days"}
 MODES = ("incremental", "full_refresh")
 #: What a load does when the source's columns changed (dbt's vocabulary; ingestion/schema_drift.py).
 ON_SCHEMA_CHANGE = ("append_new_columns", "fail", "sync_all_columns")
+#: Whether loads look for rows hard-deleted at the source (ingestion/reconcile.py).
+HARD_DELETES = ("off", "reconcile")
 
 ALLOWED_KEYS = {
     "name",
@@ -50,7 +53,13 @@ ALLOWED_KEYS = {
     "lookback",
     "soft_delete",
     "on_schema_change",
+    "hard_deletes",
+    "chunks",
 }
+#: Most primary-key ranges a table's extract may be split into (``chunks``).
+MAX_CHUNKS = 64
+#: The table config file to read instead of config/tables.yml (the DAG, its tasks, the CLI).
+CONFIG_VARIABLE = "PIPELINE_TABLES_CONFIG"
 
 
 @dataclass(frozen=True)
@@ -66,6 +75,10 @@ class TableConfig:
     lookback: timedelta = timedelta(0)
     soft_delete: str | None = None
     on_schema_change: str = "append_new_columns"
+    hard_deletes: str = "off"
+    #: Primary-key ranges the extract is split into, each read by its own task
+    #: (``ingestion/chunks.py``); 1 reads the table in one query.
+    chunks: int = 1
 
     @property
     def is_incremental(self) -> bool:
@@ -169,6 +182,20 @@ def parse_table(raw: Any, position: int) -> TableConfig:
             f"{', '.join(ON_SCHEMA_CHANGE)}"
         )
 
+    hard_deletes = raw.get("hard_deletes", "off")
+    hard_deletes = "off" if hard_deletes is False else hard_deletes  # YAML reads a bare off as false
+    if hard_deletes not in HARD_DELETES:
+        raise ConfigError(
+            f"table {name!r}: hard_deletes {hard_deletes!r} must be one of {', '.join(HARD_DELETES)}"
+        )
+
+    chunks = raw.get("chunks", 1)
+    if isinstance(chunks, bool) or not isinstance(chunks, int) or not 1 <= chunks <= MAX_CHUNKS:
+        raise ConfigError(
+            f"table {name!r}: chunks {chunks!r} must be a whole number from 1 to {MAX_CHUNKS} "
+            "(primary-key ranges read in parallel; 1 reads the table in one query)"
+        )
+
     return TableConfig(
         name=name,
         source_table=_source_name(name, "source_table", raw.get("source_table", name)),
@@ -179,6 +206,8 @@ def parse_table(raw: Any, position: int) -> TableConfig:
         lookback=lookback,
         soft_delete=soft_delete,
         on_schema_change=on_schema_change,
+        hard_deletes=hard_deletes,
+        chunks=chunks,
     )
 
 
@@ -201,8 +230,9 @@ def parse_tables(document: Any, origin: str = "table config") -> dict[str, Table
 
 
 def load_tables(path: str | Path | None = None) -> dict[str, TableConfig]:
-    """Read and validate the table config file."""
-    path = Path(path) if path else DEFAULT_CONFIG_PATH
+    """Read and validate the table config file (default: ``$PIPELINE_TABLES_CONFIG``, else
+    config/tables.yml)."""
+    path = Path(path or os.environ.get(CONFIG_VARIABLE) or DEFAULT_CONFIG_PATH)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:

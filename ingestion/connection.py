@@ -52,6 +52,21 @@ class Connection:
             document["extra"] = self.extra
         return json.dumps(document)
 
+    def to_airflow(self) -> Any:
+        """This connection as an ``airflow.sdk.Connection``, for a provider's hook."""
+        from airflow.sdk import Connection as AirflowConnection
+
+        return AirflowConnection(
+            conn_id=self.conn_id,
+            conn_type=self.conn_type,
+            host=self.host,
+            port=self.port,
+            login=self.login,
+            password=self.password,
+            schema=self.schema,
+            extra=json.dumps(self.extra) if self.extra else None,
+        )
+
     @classmethod
     def parse(cls, conn_id: str, text: str) -> Connection:
         """Read a connection in Airflow's JSON or URI form."""

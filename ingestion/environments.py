@@ -24,6 +24,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from ingestion.aws import AWS_CONN_ID
 from ingestion.connection import Connection
 from ingestion.errors import ConfigError
 from ingestion.warehouse import dialect_of
@@ -34,7 +35,7 @@ DBT_TARGETS = {"embedded": "dev", "services": "ci", "production": "prod"}
 CONN_IDS = {
     "source": "pipeline_source",
     "warehouse": "pipeline_warehouse",
-    "aws": "pipeline_aws",
+    "aws": AWS_CONN_ID,
 }
 
 SERVICES_S3_PORT = 5555

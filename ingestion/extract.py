@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 import pyarrow as pa
 import pyarrow.parquet as pq
@@ -27,6 +28,9 @@ from ingestion.stage import Manifest, ManifestEntry, Stage
 from ingestion.timing import Timings
 from ingestion.types import Column
 from ingestion.window import Window
+
+if TYPE_CHECKING:
+    from ingestion.chunks import Chunk
 
 log = logging.getLogger(__name__)
 
@@ -144,25 +148,30 @@ def extract(
     batch_rows: int = DEFAULT_BATCH_ROWS,
     part_bytes: int = DEFAULT_PART_BYTES,
     progress_interval: float | None = None,
+    chunk: Chunk | None = None,
 ) -> ExtractResult:
     """Extract ``table`` for ``window`` into ``stage``; return the manifest URL and counts.
 
     A progress line is logged every ``progress_interval`` seconds (default:
-    ``PIPELINE_PROGRESS_SECONDS`` or 5; 0: every batch)."""
+    ``PIPELINE_PROGRESS_SECONDS`` or 5; 0: every batch). A ``chunk`` of a chunked
+    extract (``ingestion/chunks.py``) reads only its key range, as part of its batch."""
     timings = Timings()
     started = time.monotonic()
     columns = source.columns(table)
     check_columns(table, columns)
     # Recorded for the load: whether the key is a unique index of the source (then this
     # one snapshot needs no dedupe), and the batch's constant metadata columns.
-    batch = Batch.new(unique_key=source.key_is_unique(table), window=(window.start, window.end))
+    if chunk is None:
+        batch = Batch.new(unique_key=source.key_is_unique(table), window=(window.start, window.end))
+        prefix = stage.attempt_url(table.name, window.label, batch.batch_id)
+    else:
+        batch, prefix = chunk.batch, chunk.attempt_url(stage)
     schema = batch.schema(source_schema(columns))
-    prefix = stage.attempt_url(table.name, window.label, batch.batch_id)
     what = (
         f"{table.cursor} in [{window.extract_start(table.lookback)}, {window.end})"
         if table.is_incremental
         else "all rows (full refresh)"
-    )
+    ) + (f", chunk {chunk.describe()}" if chunk else "")
     log.info("extract %s: %s -> %s", table.name, what, prefix)
 
     writer = PartWriter(stage, prefix, schema, part_bytes, timings)
@@ -173,7 +182,8 @@ def extract(
         # the GIL) while this one reads the next batch. One batch in flight: bounded memory.
         with ThreadPoolExecutor(max_workers=1, thread_name_prefix=f"extract-{table.name}") as pool:
             writing: Future | None = None
-            for source_rows in timed(source.read(table, columns, window, batch_rows), timings):
+            key_range = chunk.key_range if chunk else None
+            for source_rows in timed(source.read(table, columns, window, batch_rows, key_range), timings):
                 with timings.phase("add_metadata_s"):
                     stamped = batch.stamp(source_rows)
                 if writing is not None:

@@ -6,7 +6,8 @@
    row's values, never file order); ``incremental``: delete the target rows
    whose cursor is older and insert the keys the target does not hold (a rerun
    changes nothing, an old backfill never overwrites newer data);
-   ``full_refresh``: delete the target rows whose key is gone and those whose
+   ``full_refresh``: delete the target rows whose key is gone (flag them, with
+   ``hard_deletes: reconcile``: ``ingestion/reconcile.py``) and those whose
    content changed, insert the keys the target does not hold, so unchanged rows
    keep their ``_loaded_at`` and ``_batch_id`` (never ``TRUNCATE``: it commits
    on Redshift);
@@ -36,7 +37,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingestion import schema_drift
+from ingestion import reconcile, schema_drift
 from ingestion.audit import audit_row, ensure_audit_table, now, record_failure
 from ingestion.batch import LOADED_AT, Batch
 from ingestion.config import TableConfig
@@ -66,6 +67,8 @@ class LoadResult:
     bytes: int
     seconds: float
     schema_changes: str | None = None
+    rows_flagged_deleted: int = 0
+    rows_unflagged_deleted: int = 0
     timings: dict[str, float] = field(default_factory=dict, compare=False)
 
     def as_dict(self) -> dict:
@@ -136,7 +139,7 @@ def merge(
         deleted = 0
         replaced = run(cursor, q.delete_older_sql(raw_schema, table, latest))
     else:
-        deleted = run(cursor, q.delete_gone_sql(raw_schema, table, latest))
+        deleted = 0 if reconcile.enabled(table) else run(cursor, q.delete_gone_sql(raw_schema, table, latest))
         replaced = run(cursor, q.delete_changed_sql(raw_schema, table, columns, latest))
     stamp = {"loaded_at": loaded_at}
     inserted = run(cursor, q.insert_new_sql(raw_schema, table, columns, latest), stamp)
@@ -276,6 +279,7 @@ def load_in_transaction(
     # Counted where a dialect streams the rows itself (PostgreSQL's COPY); a dialect that
     # loads the files in one statement (DuckDB, Redshift's COPY) logs no progress lines.
     progress = Progress(log, f"load {target_name}", total_rows=manifest.record_count)
+    reconciled = reconcile.Reconciled()  # an empty target (first load, rebuild): nothing to flag
     if straight:
         log.info("load %s: unique key, nothing to merge: bulk-loading into the table", target_name)
         constants[LOADED_AT] = pa.scalar(loaded_at, pa.timestamp("us"))
@@ -292,6 +296,11 @@ def load_in_transaction(
             staging = StagedBatch(manifest, stage, columns, constants, progress)
             staged = warehouse.bulk_load(cursor, q.staging_table(table), staging)
         check_row_count(target_name, staged, manifest)
+        if not rebuild:
+            with timings.phase("reconcile_s"):
+                reconciled = reconcile.apply(
+                    warehouse, cursor, raw_schema, table, stage, manifest_url, loaded_at, batch.batch_id
+                )
         with timings.phase("merge_s"):
             inserted, replaced, deleted = merge(
                 warehouse, cursor, raw_schema, table, columns, batch, loaded_at
@@ -309,6 +318,8 @@ def load_in_transaction(
         bytes=manifest.content_length,
         seconds=round(time.monotonic() - started_clock, 3),
         schema_changes=changes,
+        rows_flagged_deleted=reconciled.flagged,
+        rows_unflagged_deleted=reconciled.unflagged,
     )
     with timings.phase("audit_s"):
         counts = {k: v for k, v in asdict(result).items() if k in AUDITED}
@@ -323,5 +334,5 @@ def load_in_transaction(
 
 AUDITED = (
     "batch_id", "manifest_url", "files", "rows_staged", "rows_inserted", "rows_replaced",
-    "rows_deleted", "bytes", "schema_changes",
+    "rows_deleted", "bytes", "schema_changes", "rows_flagged_deleted", "rows_unflagged_deleted",
 )  # fmt: skip

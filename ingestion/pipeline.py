@@ -10,7 +10,7 @@ import logging
 from dataclasses import replace
 from datetime import timedelta
 
-from ingestion import audit
+from ingestion import audit, chunks, reconcile
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
 from ingestion.extract import ExtractResult, extract
@@ -54,12 +54,39 @@ def catch_up_window(table: TableConfig, window: Window, environment: Environment
 def run_extract(
     table: TableConfig, window: Window, environment: Environment, *, catch_up: bool = False
 ) -> ExtractResult:
-    """Extract one table's window; with ``catch_up``, widened over missed intervals."""
+    """Extract one table's window; with ``catch_up``, widened over missed intervals.
+    With ``hard_deletes: reconcile``, the source's keys are staged next to the batch.
+    A table with ``chunks`` > 1 is extracted chunk by chunk (``ingestion/chunks.py``)."""
     if catch_up:
         window = catch_up_window(table, window, environment)
     source = open_source(environment.source)
+    stage = environment_stage(environment)
     try:
-        return extract(table, window, source, environment_stage(environment))
+        if table.chunks > 1:
+            return chunks.extract_all(table, window, source, stage)
+        result = extract(table, window, source, stage)
+        if reconcile.needs_key_extract(table):
+            reconcile.extract_keys(table, source, stage, result.manifest_url)
+        return result
+    finally:
+        source.close()
+
+
+def plan_chunks(table: TableConfig, window: Window, environment: Environment) -> list[chunks.Chunk]:
+    """The key ranges of a chunked table's window (widened over missed intervals)."""
+    window = catch_up_window(table, window, environment)
+    source = open_source(environment.source)
+    try:
+        return chunks.plan(table, window, source)
+    finally:
+        source.close()
+
+
+def run_chunk(table: TableConfig, chunk: chunks.Chunk, environment: Environment) -> ExtractResult:
+    """Extract one chunk of a chunked table in its own snapshot."""
+    source = open_source(environment.source)
+    try:
+        return chunks.extract_chunk(table, chunk, source, environment_stage(environment))
     finally:
         source.close()
 

@@ -17,6 +17,10 @@ number to text) always fails with :class:`SchemaDriftError` naming the table, th
 column, both types and the command that rebuilds the raw table from a full
 extract. Nothing is ever cast with loss: ``smallint`` to ``decimal(10, 2)`` fails
 rather than loading 7.5 as 8. The statements run in the load's transaction.
+
+The columns the load itself adds (``_loaded_at``, ``_deleted_at``) are not the
+source's: they are never compared, and a raw table made before one of them
+existed gains it (whatever ``on_schema_change`` says).
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from ingestion.batch import LOADED_AT
+from ingestion.batch import LOAD_COLUMNS
 from ingestion.config import TableConfig
 from ingestion.errors import SchemaDriftError
 from ingestion.warehouse import Warehouse
@@ -84,6 +88,7 @@ class DriftPlan:
     dropped: list[str] = field(default_factory=list)  # in the raw table, not in the batch
     widened: list[tuple[str, str, str]] = field(default_factory=list)  # (column, old, new)
     drop_from_table: bool = False  # sync_all_columns
+    load_columns: list[str] = field(default_factory=list)  # load-metadata columns the table lacks
 
     def __bool__(self) -> bool:
         return bool(self.added or self.dropped or self.widened)
@@ -91,6 +96,7 @@ class DriftPlan:
     def describe(self) -> str:
         """One line for the audit row and the log."""
         parts = [f"added {c} {t}" for c, t in self.added]
+        parts += [f"added {c} timestamp" for c in self.load_columns]
         parts += [f"widened {c} {old} -> {new}" for c, old, new in self.widened]
         if self.drop_from_table:
             parts += [f"dropped {c}" for c in self.dropped]
@@ -113,9 +119,10 @@ def plan(
     window: Window | None = None,
 ) -> DriftPlan:
     """Compare the batch's (name, type) with the raw table's; raise on what needs a decision."""
-    raw_types = {name: column_type for name, column_type in raw if name != LOADED_AT}
+    raw_types = {name: column_type for name, column_type in raw if name not in LOAD_COLUMNS}
     batch_types = dict(batch)
     result = DriftPlan(drop_from_table=table.on_schema_change == SYNC_ALL_COLUMNS)
+    result.load_columns = [c for c in LOAD_COLUMNS if raw and c not in {name for name, _ in raw}]
     lossy = []
     for name, new in batch:
         old = raw_types.get(name)
@@ -164,6 +171,7 @@ def apply(
                 "load %s: column %s is gone from the source: kept, NULL for new rows", target_name, name
             )
     statements = [q.add_column_sql(target, name, column_type) for name, column_type in drift.added]
+    statements += [q.add_column_sql(target, name, "timestamp") for name in drift.load_columns]
     for name, _, new in drift.widened:
         try:
             statements += warehouse.widen_column_sql(raw_schema, table, name, new)

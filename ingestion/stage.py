@@ -5,14 +5,14 @@ Layout: ``<stage>/<table>/<interval>/<attempt>/part-NNNNN.parquet`` plus
 ``mandatory: true`` with ``content_length`` and ``record_count``. A load reads
 only what its manifest lists, so files of an earlier failed attempt are never
 loaded. Both kinds of stage go through ``pyarrow.fs`` (S3 uploads are
-multipart and streamed, so memory stays bounded).
+multipart and streamed, so memory stays bounded); S3 with the credentials the
+Amazon provider resolves from the AWS connection (:mod:`ingestion.aws`).
 """
 
 from __future__ import annotations
 
 import io
 import json
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +22,7 @@ import pyarrow as pa
 import pyarrow.fs as pafs
 import pyarrow.parquet as pq
 
+from ingestion.aws import S3Access
 from ingestion.connection import Connection
 from ingestion.errors import ConfigError, LoadError, PipelineError, StageError, first_line
 
@@ -75,19 +76,20 @@ STAGE_VARIABLE = "PIPELINE_STAGE_URI"
 class Stage:
     """A stage location (``/local/folder`` or ``s3://bucket/prefix``)."""
 
-    def __init__(
-        self,
-        uri: str,
-        filesystem: pafs.FileSystem,
-        root: str,
-        scheme: str,
-        aws: Connection | None = None,
-    ) -> None:
+    def __init__(self, uri: str, root: str, access: S3Access | None = None) -> None:
+        """A local folder without ``access``; an S3 location through it."""
         self.uri = uri
-        self.filesystem = filesystem
         self.root = root.rstrip("/")
-        self.scheme = scheme
-        self.aws = aws
+        self.access = access
+        self.scheme = "file" if access is None else "s3"
+        self.aws = access.aws if access is not None else None
+        self.local = pafs.LocalFileSystem()
+
+    @property
+    def filesystem(self) -> pafs.FileSystem:
+        """The filesystem to open a file with: on S3, one carrying the AWS connection's
+        current credentials (see :mod:`ingestion.aws`), so ask for it at each open."""
+        return self.local if self.access is None else self.access.filesystem()
 
     def error(self, exc: OSError, doing: str, kind: type[PipelineError] = StageError) -> PipelineError:
         """A filesystem error of this stage as one line saying which setting to fix."""
@@ -240,34 +242,8 @@ class ReadAheadFile(io.RawIOBase):
 
 
 def s3_filesystem(aws: Connection | None) -> pafs.S3FileSystem:
-    """pyarrow's S3 filesystem from the AWS connection (keys, region, endpoint_url)."""
-    options: dict[str, Any] = {}
-    if aws is not None:
-        extra = aws.extra or {}
-        if aws.login:
-            options["access_key"] = aws.login
-            options["secret_key"] = aws.password or ""
-            if extra.get("aws_session_token"):
-                options["session_token"] = extra["aws_session_token"]
-        if extra.get("region_name"):
-            options["region"] = extra["region_name"]
-        endpoint = extra.get("endpoint_url")
-        if endpoint:
-            scheme, _, host = endpoint.partition("://")
-            options["endpoint_override"] = host.rstrip("/")
-            options["scheme"] = scheme
-        if extra.get("role_arn"):
-            options["role_arn"] = extra["role_arn"]
-        checksums = (extra.get("config_kwargs") or {}).get("request_checksum_calculation")
-        if checksums:
-            # pyarrow's S3 client (the AWS SDK for C++) reads this setting from the
-            # environment only, when the filesystem is created.
-            os.environ["AWS_REQUEST_CHECKSUM_CALCULATION"] = checksums
-    try:
-        return pafs.S3FileSystem(**options)
-    except (TypeError, ValueError, OSError) as exc:
-        where = aws.label if aws is not None else "the AWS connection"
-        raise ConfigError(f"{where}: not usable for S3 ({first_line(exc)}); check its extra") from None
+    """pyarrow's S3 filesystem with the AWS connection's credentials now (see :mod:`ingestion.aws`)."""
+    return S3Access(aws).filesystem()
 
 
 def open_stage(uri: str, aws: Connection | None = None) -> Stage:
@@ -276,8 +252,8 @@ def open_stage(uri: str, aws: Connection | None = None) -> Stage:
         root = uri[len("s3://") :].strip("/")
         if not root:
             raise ConfigError(f"PIPELINE_STAGE_URI={uri!r} names no bucket")
-        return Stage(uri, s3_filesystem(aws), root, "s3", aws)
+        return Stage(uri, root, S3Access(aws))
     if "://" in uri and not uri.startswith("file://"):
         raise ConfigError(f"PIPELINE_STAGE_URI={uri!r}: use a local folder or s3://bucket/prefix")
     root = str(Path(uri.removeprefix("file://")).resolve())
-    return Stage(uri, pafs.LocalFileSystem(), root, "file")
+    return Stage(uri, root)

@@ -31,6 +31,10 @@ def pipeline_env(tmp_path: Path, environment: str, **extra: str) -> dict[str, st
             "SCARF_NO_ANALYTICS": "true",
             "DBT_SEND_ANONYMOUS_USAGE_STATS": "False",
             "DBT_PROFILES_DIR": str(REPO_ROOT),
+            # dbt's own files per run: runs in parallel never share target/ or logs/
+            # (the DAG reads the manifest `make manifest` built in dbt_project/target).
+            "DBT_TARGET_PATH": str(tmp_path / "dbt-target"),
+            "DBT_LOG_PATH": str(tmp_path / "dbt-logs"),
             "PIPELINE_TASK_RETRIES": "0",  # a failing task fails the run at once
         }
     )

@@ -164,10 +164,14 @@ def mysql_db(mysql_server: dict[str, Any]) -> Iterator[MySQLDatabase]:
 
 @pytest.fixture(scope="session")
 def s3_endpoint() -> Iterator[str]:
-    """Endpoint URL of the loopback S3 server (``S3_PORT``, default 5555), started if needed."""
+    """Endpoint URL of the loopback S3 server (``S3_PORT``, default 5555), started if needed.
+
+    Under pytest-xdist each worker has its own server (``S3_PORT`` + the worker's
+    number): a server one worker started stops when that worker ends."""
     from devtools.s3_server import running_s3_server
 
-    port = int(os.environ.get("S3_PORT", "5555"))
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "gw0")
+    port = int(os.environ.get("S3_PORT", "5555")) + int(worker.removeprefix("gw") or 0)
     server = running_s3_server(port)
     try:
         url = server.__enter__()

@@ -30,7 +30,7 @@ DAY0 = datetime(2026, 10, 30)
 LOOKBACK = timedelta(hours=2)  # config/tables.yml: lookback 2h for both incremental tables
 KEYS = {"nps": ("id",), "session_timestamp": ("sessionid",), "user_session_channel": ("sessionid",)}
 CURSORS = {"nps": "modified_at", "session_timestamp": "ts"}
-METADATA = ("_batch_id", "_extracted_at", "_loaded_at")
+METADATA = ("_batch_id", "_extracted_at", "_loaded_at", "_deleted_at")
 INCREMENTAL = ("nps", "session_timestamp")
 
 

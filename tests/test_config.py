@@ -84,7 +84,9 @@ def test_real_table_config_parses() -> None:
         cursor="modified_at",
         lookback=timedelta(hours=2),
         soft_delete="deleted",
+        hard_deletes="reconcile",
     )
+    assert all(table.hard_deletes == "reconcile" for table in tables.values())
     assert tables["session_timestamp"].primary_key == ("sessionid",)
     assert tables["session_timestamp"].cursor == "ts"
     assert tables["user_session_channel"].mode == "full_refresh"

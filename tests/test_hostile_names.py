@@ -58,12 +58,13 @@ ROWS = [
     (3, datetime(2026, 10, 31), "outside the window", "", "", 0, "", 0, "", "", "", "", "", "", 5, 0),
 ]  # fmt: skip
 IN_WINDOW = [row for row in ROWS if WINDOW.start <= row[1] < WINDOW.end]
-METADATA = ["_batch_id", "_extracted_at", "_loaded_at"]
+METADATA = ["_batch_id", "_extracted_at", "_loaded_at", "_deleted_at"]
 
 
 def hostile_table(mode: str = "incremental") -> config.TableConfig:
     """Read through the table config's own validation, as tables.yml would be."""
     entry = {"name": f"hostile_{mode}", "source_table": SOURCE_TABLE, "primary_key": KEY, "mode": mode}
+    entry["hard_deletes"] = "reconcile"  # the key snapshot and the anti-join name the key too
     if mode == "incremental":
         entry.update(cursor=CURSOR, lookback=0)
     entry["soft_delete"] = SOFT_DELETE

@@ -92,7 +92,8 @@ def test_clean_removes_old_superseded_and_crashed_attempts_from_folder_stage(
 ) -> None:
     make_attempts(monkeypatch, source, tables)
     assert folder_attempts(source) == EVERY_ATTEMPT
-    crashed_bytes = sum(f.stat().st_size for f in (Path(source.stage_uri) / "nps" / DAY0 / CRASHED).iterdir())
+    crashed = Path(source.stage_uri) / "nps" / DAY0 / CRASHED
+    crashed_bytes = sum(f.stat().st_size for f in crashed.rglob("*") if f.is_file())  # keys/ too
 
     report = retention.clean(
         pipeline.environment_stage(source), open_warehouse(source.warehouse), timedelta(days=7)

@@ -49,13 +49,13 @@ NEXT_ROWS = [  # the second window's rows before a case changes them
 DUCKDB_TYPES = {
     "id": "INTEGER", "modified_at": "TIMESTAMP", "qty": "SMALLINT", "code": "VARCHAR",
     "price": "DECIMAL(5,2)", "big": "INTEGER", "note": "VARCHAR", "_batch_id": "VARCHAR",
-    "_extracted_at": "TIMESTAMP", "_loaded_at": "TIMESTAMP",
+    "_extracted_at": "TIMESTAMP", "_loaded_at": "TIMESTAMP", "_deleted_at": "TIMESTAMP",
 }  # fmt: skip
 POSTGRES_TYPES = {
     "id": "integer", "modified_at": "timestamp without time zone", "qty": "smallint",
     "code": "character varying(10)", "price": "numeric(5,2)", "big": "integer", "note": "text",
     "_batch_id": "character varying(64)", "_extracted_at": "timestamp without time zone",
-    "_loaded_at": "timestamp without time zone",
+    "_loaded_at": "timestamp without time zone", "_deleted_at": "timestamp without time zone",
 }  # fmt: skip
 
 

@@ -6,13 +6,15 @@ know which database it reads:
 * ``columns(table)`` - the table's columns with their declared MySQL types;
 * ``read(table, columns, window, batch_rows)`` - an iterator of record batches
   read in one consistent snapshot, with the window bounds as bind parameters;
-* ``key_is_unique(table)`` - whether the configured key is a unique index.
+* ``key_is_unique(table)`` - whether the configured key is a unique index;
+* ``key_boundaries(table, columns, window, chunks)`` - where a chunked extract splits
+  the window's keys (``ingestion/keyrange.py``); ``read`` then takes one ``key_range``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -22,6 +24,9 @@ from ingestion.errors import SourceError
 from ingestion.types import Column, is_temporal
 from ingestion.window import Window
 
+if TYPE_CHECKING:
+    from ingestion.keyrange import KeyRange
+
 ZERO_DATE = r"^0000|^\d{4}-00|^\d{4}-\d{2}-00"
 
 
@@ -29,10 +34,19 @@ class Source(Protocol):
     def columns(self, table: TableConfig) -> list[Column]: ...
 
     def read(
-        self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
+        self,
+        table: TableConfig,
+        columns: Sequence[Column],
+        window: Window,
+        batch_rows: int,
+        key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]: ...
 
     def key_is_unique(self, table: TableConfig) -> bool: ...
+
+    def key_boundaries(
+        self, table: TableConfig, columns: Sequence[Column], window: Window, chunks: int
+    ) -> list[tuple]: ...
 
     def close(self) -> None: ...
 
@@ -51,6 +65,31 @@ def unique_key_in(table: TableConfig, index_columns: Sequence[tuple[str, str]]) 
     return any(columns == wanted for columns in indexes.values())
 
 
+def where_sql(
+    table: TableConfig,
+    window: Window,
+    quote: Callable[[str], str],
+    placeholder: str,
+    bound: Any = None,
+    key_range: KeyRange | None = None,
+    key: Sequence[Column] = (),
+) -> tuple[str, list[Any]]:
+    """`` WHERE ...`` of a read: the cursor window (incremental tables) and the key range
+    of a chunk (``key``: the key's columns), bounds bound; ``""`` for every row."""
+    conditions: list[str] = []
+    params: list[Any] = []
+    if table.is_incremental:
+        cursor = quote(table.cursor or "")
+        conditions += [f"{cursor} >= {placeholder}", f"{cursor} < {placeholder}"]
+        convert = bound or (lambda value: value)
+        params += [convert(window.extract_start(table.lookback)), convert(window.end)]
+    if key_range is not None:
+        more, more_params = key_range.predicate(key, quote, placeholder)
+        conditions += more
+        params += more_params
+    return (" WHERE " + " AND ".join(conditions) if conditions else ""), params
+
+
 def select_sql(
     table: TableConfig,
     columns: Sequence[Column],
@@ -59,20 +98,17 @@ def select_sql(
     quote: Callable[[str], str],
     placeholder: str,
     bound: Any = None,
+    key_range: KeyRange | None = None,
 ) -> tuple[str, list[Any]]:
-    """The extract query: every row (full refresh) or the cursor window, bounds bound.
+    """The extract query: every row (full refresh) or the cursor window, bounds bound;
+    with ``key_range``, only the keys of one chunk.
 
     ``quote`` is the source dialect's identifier quoting; ``qualified_table`` is quoted.
     """
     column_list = ", ".join(quote(c.name) for c in columns)
-    sql = f"SELECT {column_list} FROM {qualified_table}"
-    params: list[Any] = []
-    if table.is_incremental:
-        cursor = quote(table.cursor or "")
-        sql += f" WHERE {cursor} >= {placeholder} AND {cursor} < {placeholder}"
-        convert = bound or (lambda value: value)
-        params = [convert(window.extract_start(table.lookback)), convert(window.end)]
-    return sql, params
+    key = [c for name in table.primary_key for c in columns if c.name == name]
+    where, params = where_sql(table, window, quote, placeholder, bound, key_range, key)
+    return f"SELECT {column_list} FROM {qualified_table}{where}", params
 
 
 def to_arrow(values: Sequence[Any], column: Column) -> pa.Array:

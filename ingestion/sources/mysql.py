@@ -23,9 +23,12 @@ import MySQLdb.cursors
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from ingestion import keyrange
 from ingestion.config import TableConfig
 from ingestion.environments import Connection
 from ingestion.errors import SourceError, first_line
+from ingestion.keyrange import KeyRange
+from ingestion.sources import timeout
 from ingestion.sources.base import ZERO_DATE, cast_column, select_sql, source_schema, unique_key_in
 from ingestion.types import Column, parse_type
 from ingestion.window import Window
@@ -111,6 +114,8 @@ class MySQLSource:
         cursor.execute("SET SESSION time_zone = '+00:00'")
         cursor.execute(f"SET SESSION net_write_timeout = {NET_WRITE_TIMEOUT}")
         cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        if timeout.seconds(conn):
+            cursor.execute(timeout.session_sql(db.get_server_info(), timeout.seconds(conn)))
         cursor.close()
         self._db = db
         return db
@@ -148,7 +153,7 @@ class MySQLSource:
             db.rollback()
         except MySQLdb.Error as exc:
             self._discard()
-            raise SourceError(f"table {table.name!r}: cannot read its {what}: {mysql_message(exc)}") from None
+            raise self._error(table.name, f"reading its {what}", exc) from None
         finally:
             cursor.close()
         return [tuple(_text(value) for value in row) for row in rows]
@@ -184,6 +189,22 @@ class MySQLSource:
             )
         return [Column(name=name, source_type=kind) for name, kind in rows]
 
+    def _error(self, table: str, doing: str, exc: MySQLdb.Error) -> SourceError:
+        """A failed query as an error naming the table; the query timeout said as such."""
+        if exc.args and exc.args[0] in timeout.TIMEOUT_ERRORS:
+            return timeout.error(table, doing, self.connection)
+        return SourceError(f"table {table!r}: {doing} failed: {mysql_message(exc)}")
+
+    def key_boundaries(
+        self, table: TableConfig, columns: Sequence[Column], window: Window, chunks: int
+    ) -> list[tuple]:
+        qualified = f"{_formatted(self.schema_of(table))}.{_formatted(table.source_table)}"
+        return keyrange.boundaries(
+            table, keyrange.key_columns(table, columns), window, chunks, qualified_table=qualified,
+            quote=_formatted, placeholder="%s",
+            query=lambda what, sql, params: self._catalog(table, what, sql, tuple(params)),
+        )  # fmt: skip
+
     def key_is_unique(self, table: TableConfig) -> bool:
         """True when the configured primary key is the source's primary or a unique key."""
         rows = self._catalog(
@@ -196,11 +217,16 @@ class MySQLSource:
         return unique_key_in(table, rows)
 
     def read(
-        self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
+        self,
+        table: TableConfig,
+        columns: Sequence[Column],
+        window: Window,
+        batch_rows: int,
+        key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
         schema = source_schema(columns)
         qualified = f"{_formatted(self.schema_of(table))}.{_formatted(table.source_table)}"
-        sql, params = select_sql(table, columns, window, qualified, quote=_formatted, placeholder="%s")
+        sql, params = select_sql(table, columns, window, qualified, _formatted, "%s", key_range=key_range)
         raw_type = pa.struct([pa.field(c.name, pa.binary()) for c in columns])
         converters = [_converter(column) for column in columns]
         batch_rows = max(1, int(batch_rows))
@@ -212,9 +238,12 @@ class MySQLSource:
             cursor.execute(sql, list(params))  # always formatted, even when empty: see _formatted
         except MySQLdb.Error as exc:
             self._discard()
-            raise SourceError(f"table {table.name!r}: query failed: {mysql_message(exc)}") from None
+            raise self._error(table.name, "the extract query", exc) from None
 
-        batches = _batches(cursor, table.name, raw_type, converters, schema, batch_rows)
+        def failed(exc: MySQLdb.Error) -> SourceError:
+            return self._error(table.name, "reading rows", exc)
+
+        batches = _batches(cursor, failed, raw_type, converters, schema, batch_rows)
         finished = False
         try:
             yield from batches
@@ -236,7 +265,7 @@ class MySQLSource:
 
 def _batches(
     cursor: Any,
-    table: str,
+    failed: Any,
     raw_type: pa.StructType,
     converters: list,
     schema: pa.Schema,
@@ -250,7 +279,7 @@ def _batches(
         try:
             rows = cursor.fetchmany(min(chunk_rows, batch_rows - pending_rows))
         except MySQLdb.Error as exc:
-            raise SourceError(f"table {table!r}: reading rows failed: {mysql_message(exc)}") from None
+            raise failed(exc) from None
         more = bool(rows)
         if more:
             chunk = pa.array(rows, raw_type)

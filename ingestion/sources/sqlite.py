@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pyarrow as pa
 
+from ingestion import keyrange
 from ingestion.config import TableConfig
 from ingestion.errors import SourceError, first_line
+from ingestion.keyrange import KeyRange
 from ingestion.sources.base import rows_to_batch, select_sql, source_schema, unique_key_in
 from ingestion.types import Column
 from ingestion.window import Window
@@ -64,11 +66,31 @@ class SQLiteSource:
                 ]
         return unique_key_in(table, pairs)
 
+    def key_boundaries(
+        self, table: TableConfig, columns: Sequence[Column], window: Window, chunks: int
+    ) -> list[tuple]:
+        def query(what: str, sql: str, params: list) -> list[tuple]:
+            try:
+                return self.connection.execute(sql, params).fetchall()
+            except sqlite3.Error as exc:
+                raise self._error(table, exc) from None
+
+        key = keyrange.key_columns(table, columns)
+        return keyrange.boundaries(
+            table, key, window, chunks, qualified_table=quote(table.source_table), quote=quote,
+            placeholder="?", query=query, bound=_sqlite_bound,
+        )  # fmt: skip
+
     def read(
-        self, table: TableConfig, columns: Sequence[Column], window: Window, batch_rows: int
+        self,
+        table: TableConfig,
+        columns: Sequence[Column],
+        window: Window,
+        batch_rows: int,
+        key_range: KeyRange | None = None,
     ) -> Iterator[pa.RecordBatch]:
         sql, params = select_sql(
-            table, columns, window, quote(table.source_table), quote, "?", bound=_sqlite_bound
+            table, columns, window, quote(table.source_table), quote, "?", _sqlite_bound, key_range
         )
         schema = source_schema(columns)
         # A read transaction is one consistent snapshot of the file.

@@ -13,7 +13,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from ingestion.batch import BATCH_ID, BATCH_ID_LENGTH, LOADED_AT
+from ingestion.batch import BATCH_ID, BATCH_ID_LENGTH, LOAD_COLUMNS
 from ingestion.config import TableConfig
 from ingestion.connection import Connection
 from ingestion.errors import LoadError
@@ -90,8 +90,18 @@ class Warehouse:
     #: Whether ``bulk_load`` can fill the target itself, constant columns included.
     loads_into_target = False
 
+    #: The port of the dialect's server when the connection names none.
+    default_port: int | None = None
+
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
+
+    def asset_uri(self, schema: str, table: str) -> str:
+        """The table's Airflow Asset URI in the providers' form
+        (``<dialect>://host:port/database/schema/table``), which OpenLineage reads as
+        namespace ``<dialect>://host:port`` and name ``database.schema.table``. No secret."""
+        c = self.connection
+        return f"{self.dialect}://{c.host}:{c.port or self.default_port}/{c.schema}/{schema}/{table}"
 
     # -- connection and statements ---------------------------------------------------
 
@@ -178,7 +188,7 @@ class Warehouse:
         return ""
 
     def create_target_sql(self, raw_schema: str, table: TableConfig, schema: pa.Schema) -> str:
-        columns = [*self.column_definitions(schema), f"{quote(LOADED_AT)} timestamp"]
+        columns = [*self.column_definitions(schema), *(f"{quote(c)} timestamp" for c in LOAD_COLUMNS)]
         body = ",\n    ".join(columns)
         sql = f"create table if not exists {target_table(raw_schema, table)} (\n    {body}\n)"
         return sql + self.table_options(table)

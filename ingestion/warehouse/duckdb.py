@@ -24,6 +24,10 @@ class DuckDBWarehouse(Warehouse):
             raise ConfigError(f"connection {self.connection.conn_id!r}: host (DuckDB file path) missing")
         return self.connection.host
 
+    def asset_uri(self, schema: str, table: str) -> str:
+        """``duckdb://<absolute file path>/<schema>/<table>`` (the file is the database)."""
+        return f"duckdb://{Path(self.path).resolve()}/{schema}/{table}"
+
     def connect(self) -> Any:
         import duckdb
 

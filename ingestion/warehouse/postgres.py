@@ -75,28 +75,35 @@ class BufferStream(io.RawIOBase):
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     loads_into_target = True
+    default_port = 5432
     binary_type = "bytea"
 
     default_port = 5432
     default_sslmode = "prefer"
 
+    def connect_params(self) -> dict[str, Any]:
+        """What ``psycopg2.connect`` gets: the connection's fields and extras."""
+        conn = self.connection
+        extra = conn.extra or {}
+        return {
+            "host": conn.host,
+            "port": conn.port or self.default_port,
+            "user": conn.login,
+            "password": conn.password or None,
+            "dbname": conn.schema,
+            "sslmode": extra.get("sslmode", self.default_sslmode),
+            "connect_timeout": int(extra.get("connect_timeout", 30)),
+            "application_name": "pipeline-load",
+        }
+
     def connect(self) -> Any:
         import psycopg2
 
         conn = self.connection
-        extra = conn.extra or {}
-        host, port = conn.host, conn.port or self.default_port
+        params = self.connect_params()
+        host, port = params["host"], params["port"]
         try:
-            return psycopg2.connect(
-                host=host,
-                port=port,
-                user=conn.login,
-                password=conn.password or None,
-                dbname=conn.schema,
-                sslmode=extra.get("sslmode", self.default_sslmode),
-                connect_timeout=int(extra.get("connect_timeout", 30)),
-                application_name="pipeline-load",
-            )
+            return psycopg2.connect(**params)
         except psycopg2.Error as exc:
             reason = first_line(exc)
             if "database" in reason and "does not exist" in reason:
@@ -107,7 +114,7 @@ class PostgresWarehouse(Warehouse):
                 hint = f"check that the server runs there and the host and port of {conn.setting}"
             raise LoadError(
                 f"warehouse {conn.label}: cannot connect to {self.dialect} at {host}:{port}, "
-                f"database {conn.schema!r}, as {conn.login!r}: {reason}; {hint}",
+                f"database {conn.schema!r}, as {params['user']!r}: {reason}; {hint}",
                 retryable=hint.startswith("check that"),
             ) from None
 

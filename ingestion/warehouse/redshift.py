@@ -2,14 +2,27 @@
 
 Redshift reads the stage itself (``COPY ... MANIFEST FORMAT AS PARQUET``) with
 the IAM role in the connection's ``extra.iam_role``, never access keys.
+
+The load logs in with the connection's login and password, or, with
+``extra.iam``, with temporary ones the Amazon provider's ``RedshiftSQLHook``
+asks AWS for (as the provider documents the Redshift connection): for a
+provisioned cluster ``redshift:GetClusterCredentials`` as the connection's login
+(the cluster is ``extra.cluster_identifier``, else the host's first label); for
+Redshift Serverless (``extra.is_serverless``) ``redshift-serverless:GetCredentials``
+for ``extra.serverless_work_group``. The AWS credentials for that call are the
+AWS connection's (``pipeline_aws``, which the provider looks up by its id;
+none defined: boto3's chain, e.g. the worker's role).
 """
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+from ingestion.aws import AWS_CONN_ID, import_airflow
 from ingestion.config import TableConfig
-from ingestion.errors import LoadError, SchemaDriftError
+from ingestion.connection import Connection
+from ingestion.errors import LoadError, SchemaDriftError, first_line
 from ingestion.warehouse.base import StagedBatch
 from ingestion.warehouse.postgres import PostgresWarehouse
 from ingestion.warehouse.sql import add_column_sql, drop_column_sql, quote, target_table
@@ -24,12 +37,57 @@ def copy_sql(into: str, manifest_url: str, iam_role: str) -> str:
     return f"copy {into}\nfrom '{manifest_url}'\niam_role '{iam_role}'\nmanifest\nformat as parquet"
 
 
+def is_set(value: Any) -> bool:
+    """An ``extra`` flag: JSON ``true``, or ``true``/``1`` from a URI's query string."""
+    return value is True or str(value).strip().lower() in ("true", "1")
+
+
+def iam_login(connection: Connection) -> tuple[str, str, int]:
+    """(user, password, port) for ``extra.iam``: temporary, from the provider's hook."""
+    import_airflow()
+    from airflow.providers.amazon.aws.hooks.redshift_sql import RedshiftSQLHook
+    from airflow.providers.common.compat.sdk import AirflowException
+    from botocore.exceptions import BotoCoreError, ClientError, ConnectTimeoutError, EndpointConnectionError
+
+    extra = connection.extra or {}
+    serverless = is_set(extra.get("is_serverless", False))
+    if not serverless and not connection.login:
+        raise LoadError(
+            f"warehouse {connection.label}: extra.iam needs login, the database user to get "
+            "temporary credentials for",
+            retryable=False,
+        )
+    # The provider reads the flag as truthy: hand it the boolean we read.
+    airflow_connection = connection.to_airflow()
+    airflow_connection.extra = json.dumps({**extra, "is_serverless": serverless})
+    hook = RedshiftSQLHook(redshift_conn_id=connection.conn_id, aws_conn_id=AWS_CONN_ID)
+    try:
+        return hook.get_iam_token(airflow_connection)
+    except (AirflowException, BotoCoreError, ClientError) as exc:
+        what = "redshift-serverless:GetCredentials" if serverless else "redshift:GetClusterCredentials"
+        raise LoadError(
+            f"warehouse {connection.label}: IAM authentication ({what}) failed: {first_line(exc)}; "
+            "check extra.cluster_identifier (or the host), extra.serverless_work_group and the "
+            f"permissions of the AWS connection {AWS_CONN_ID!r}",
+            retryable=isinstance(exc, EndpointConnectionError | ConnectTimeoutError),
+        ) from None
+
+
 class RedshiftWarehouse(PostgresWarehouse):
     dialect = "redshift"
+    default_port = 5439
     loads_into_target = False  # its COPY of Parquet cannot fill _loaded_at
     binary_type = "varbyte(65535)"
     default_port = 5439
     default_sslmode = "require"
+
+    def connect_params(self) -> dict[str, Any]:
+        """The connection's fields; with ``extra.iam``, a temporary user and password."""
+        params = super().connect_params()
+        if not is_set((self.connection.extra or {}).get("iam", False)):
+            return params
+        user, password, port = iam_login(self.connection)
+        return {**params, "user": user, "password": password, "port": port}
 
     def create_database(self) -> str:
         raise LoadError("init-warehouse does not create Redshift databases; create it in the console")

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
-from ingestion.batch import EXTRACTED_AT, LOADED_AT, METADATA_COLUMNS
+from ingestion.batch import DELETED_AT, EXTRACTED_AT, LOADED_AT, METADATA_COLUMNS
 from ingestion.config import TableConfig
 
 AUDIT_TABLE = "_load_audit"
@@ -19,6 +19,7 @@ AUDIT_COLUMNS = (
     "table_name", "mode", "window_start", "window_end", "batch_id", "manifest_url", "files",
     "rows_staged", "rows_inserted", "rows_replaced", "rows_deleted", "bytes", "started_at",
     "finished_at", "duration_seconds", "status", "error_class", "error_message", "schema_changes",
+    "rows_flagged_deleted", "rows_unflagged_deleted",
 )  # fmt: skip
 #: Audit columns added after the first release: an older ``_load_audit`` gets them added
 #: (``alter table ... add column``; Redshift has no ``add column if not exists``).
@@ -27,6 +28,8 @@ AUDIT_ADDED_COLUMNS = {
     "error_class": "varchar(128)",
     "error_message": "varchar(1024)",
     "schema_changes": "varchar(1024)",
+    "rows_flagged_deleted": "bigint",
+    "rows_unflagged_deleted": "bigint",
 }
 
 
@@ -67,7 +70,9 @@ def create_audit_sql(raw_schema: str) -> str:
     status varchar(16),
     error_class varchar(128),
     error_message varchar(1024),
-    schema_changes varchar(1024)
+    schema_changes varchar(1024),
+    rows_flagged_deleted bigint,
+    rows_unflagged_deleted bigint
 )"""
 
 
@@ -219,4 +224,51 @@ def insert_audit_sql(raw_schema: str) -> str:
     return (
         f"insert into {quote(raw_schema)}.{quote(AUDIT_TABLE)} ({', '.join(AUDIT_COLUMNS)})\n"
         f"values ({', '.join(f'%({c})s' for c in AUDIT_COLUMNS)})"
+    )
+
+
+# -- hard deletes (ingestion/reconcile.py) ---------------------------------------------
+
+
+def keys_table(table: TableConfig) -> str:
+    return quote(f"{table.name}__keys")
+
+
+def create_keys_sql(raw_schema: str, table: TableConfig) -> str:
+    """A temporary table for the source's keys, typed like the target's key columns."""
+    key_list = ", ".join(quote(k) for k in table.primary_key)
+    return (
+        f"create temporary table {keys_table(table)} as\n"
+        f"select {key_list}\nfrom {target_table(raw_schema, table)}\nwhere 1 = 0"
+    )
+
+
+def add_batch_keys_sql(table: TableConfig) -> str:
+    """The batch's keys join the key snapshot: a row in the batch exists at the source."""
+    key_list = ", ".join(quote(k) for k in table.primary_key)
+    return f"insert into {keys_table(table)} ({key_list})\nselect {key_list}\nfrom {staging_table(table)}"
+
+
+def flag_deleted_sql(raw_schema: str, table: TableConfig, keys: str) -> str:
+    """Stamp ``_deleted_at`` (and ``_loaded_at``, so incremental models see the change) on
+    the rows not flagged yet whose key ``keys`` does not hold. The target is named in full
+    in the subquery, as in ``delete_gone_sql``."""
+    target = target_table(raw_schema, table)
+    head = with_loaded_at(f"update {target}\nset {quote(DELETED_AT)} = ", f", {quote(LOADED_AT)} = ")
+    return head + with_loaded_at(
+        "",
+        f"\nwhere {target}.{quote(DELETED_AT)} is null\n    and not exists (\n"
+        f"        select 1 from {keys} as present\n"
+        f"        where {_key_match(table, 'present', target)}\n    )",
+    )
+
+
+def unflag_deleted_sql(raw_schema: str, table: TableConfig, keys: str) -> str:
+    """Clear ``_deleted_at`` (and stamp ``_loaded_at``) of the flagged rows whose key is back."""
+    target = target_table(raw_schema, table)
+    return with_loaded_at(
+        f"update {target}\nset {quote(DELETED_AT)} = null, {quote(LOADED_AT)} = ",
+        f"\nwhere {target}.{quote(DELETED_AT)} is not null\n    and exists (\n"
+        f"        select 1 from {keys} as present\n"
+        f"        where {_key_match(table, 'present', target)}\n    )",
     )

@@ -45,7 +45,23 @@ def dag(dagbag):
 
 def test_dag_file_imports_without_errors(dagbag):
     assert dagbag.import_errors == {}
-    assert list(dagbag.dag_ids) == ["mysql_to_redshift"]
+    assert sorted(dagbag.dag_ids) == ["mau_summary_export", "mysql_to_redshift"]
+
+
+def test_every_model_run_has_its_asset_and_the_export_is_scheduled_on_mau_summary(dagbag, dag):
+    from ingestion.notify import notify_failure
+
+    data_dir = Path(os.environ.get("PIPELINE_DATA_DIR") or REPO_ROOT / ".data" / "embedded")
+    warehouse = (data_dir / "warehouse.duckdb").resolve()
+    for model in MODELS:
+        outlets = [outlet.uri for outlet in dag.get_task(f"dbt.{model}.run").outlets]
+        assert outlets == [f"duckdb:{warehouse}/analytics/{model}"], model
+    export = dagbag.dags["mau_summary_export"]
+    assert [asset.uri for asset in export.timetable.asset_condition.objects] == [
+        f"duckdb:{warehouse}/analytics/mau_summary"
+    ]
+    for task in (*dag.tasks, *export.tasks):
+        assert task.on_failure_callback == [notify_failure] or task.on_failure_callback == notify_failure
 
 
 def test_every_table_gets_extract_then_load_before_dbt(dag):

@@ -292,7 +292,8 @@ def test_insert_adds_only_keys_the_target_lacks(
             '    "deleted" smallint,\n'
             '    "_batch_id" varchar(256),\n'
             '    "_extracted_at" timestamp,\n'
-            '    "_loaded_at" timestamp\n'
+            '    "_loaded_at" timestamp,\n'
+            '    "_deleted_at" timestamp\n'
             ")\n"
             'distkey ("id")\n'
             'sortkey ("modified_at")',
@@ -308,7 +309,8 @@ def test_insert_adds_only_keys_the_target_lacks(
             '    "updated_at" timestamp,\n'
             '    "_batch_id" varchar(256),\n'
             '    "_extracted_at" timestamp,\n'
-            '    "_loaded_at" timestamp\n'
+            '    "_loaded_at" timestamp,\n'
+            '    "_deleted_at" timestamp\n'
             ")\n"
             'distkey ("order_id")\n'
             'sortkey ("updated_at")',
@@ -323,7 +325,8 @@ def test_insert_adds_only_keys_the_target_lacks(
             '    "channel" varchar(128),\n'
             '    "_batch_id" varchar(256),\n'
             '    "_extracted_at" timestamp,\n'
-            '    "_loaded_at" timestamp\n'
+            '    "_loaded_at" timestamp,\n'
+            '    "_deleted_at" timestamp\n'
             ")\n"
             'distkey ("userid")\n'
             'sortkey ("userid")',
@@ -341,11 +344,13 @@ def test_audit_insert_binds_every_value() -> None:
     assert sql.insert_audit_sql("raw_data") == (
         'insert into "raw_data"."_load_audit" (table_name, mode, window_start, window_end, batch_id, '
         "manifest_url, files, rows_staged, rows_inserted, rows_replaced, rows_deleted, bytes, "
-        "started_at, finished_at, duration_seconds, status, error_class, error_message, schema_changes)\n"
+        "started_at, finished_at, duration_seconds, status, error_class, error_message, schema_changes, "
+        "rows_flagged_deleted, rows_unflagged_deleted)\n"
         "values (%(table_name)s, %(mode)s, %(window_start)s, %(window_end)s, %(batch_id)s, "
         "%(manifest_url)s, %(files)s, %(rows_staged)s, %(rows_inserted)s, %(rows_replaced)s, "
         "%(rows_deleted)s, %(bytes)s, %(started_at)s, %(finished_at)s, %(duration_seconds)s, "
-        "%(status)s, %(error_class)s, %(error_message)s, %(schema_changes)s)"
+        "%(status)s, %(error_class)s, %(error_message)s, %(schema_changes)s, "
+        "%(rows_flagged_deleted)s, %(rows_unflagged_deleted)s)"
     )
 
 

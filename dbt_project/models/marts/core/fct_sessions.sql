@@ -24,7 +24,10 @@ user_session_channels as (
 ),
 
 {# inner join: a session without its channel row is left out until the
-   channel row arrives; that row's newer _loaded_at then brings it in #}
+   channel row arrives; that row's newer _loaded_at then brings it in.
+   A session whose row or channel row is gone from the source is kept and
+   flagged (is_deleted): its flagged raw row's new _loaded_at brings it in,
+   and delete+insert replaces the stored version #}
 sessions_joined_to_channels as (
 
     select
@@ -32,6 +35,9 @@ sessions_joined_to_channels as (
         user_session_channels.user_id,
         user_session_channels.channel,
         sessions.started_at,
+        (
+            sessions.is_deleted or user_session_channels.is_deleted
+        ) as is_deleted,
         greatest(
             sessions._loaded_at, user_session_channels._loaded_at
         ) as _loaded_at

@@ -6,6 +6,7 @@
         on_schema_change='fail',
         sort='activity_month',
         dist='even',
+        post_hook="delete from {{ this }} where session_count = 0",
     )
 }}
 
@@ -25,6 +26,7 @@ sessions_with_month as (
         ) as activity_month,
         session_id,
         user_id,
+        is_deleted,
         _loaded_at
 
     from sessions
@@ -67,12 +69,20 @@ sessions_with_month as (
 
 {% endif %}
 
+{# deleted sessions count for nothing, but their months are recomputed (a
+   flagged session's new _loaded_at passes the watermark); a month left with
+   no session gets session_count 0 and the post_hook removes it, so the
+   incremental result equals a full rebuild #}
 monthly_activity as (
 
     select
         activity_month,
-        count(distinct user_id) as active_users,
-        count(session_id) as session_count,
+        count(
+            distinct case when is_deleted then null else user_id end
+        ) as active_users,
+        count(
+            case when is_deleted then null else session_id end
+        ) as session_count,
         max(_loaded_at) as last_loaded_at
 
     from sessions_in_scope

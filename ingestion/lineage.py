@@ -1,0 +1,101 @@
+"""Lineage: what each task reads and writes, named so Airflow and OpenLineage agree.
+
+* The extract reads the source table (``mysql://host:port/database/table``) and writes
+  the table's stage prefix (``s3://bucket/stage/<table>``, ``file:///…/stage/<table>``);
+  the load reads that prefix and writes ``raw_data.<table>`` in the warehouse
+  (``postgres://host:port/database/raw_data/<table>``, ``redshift://…``). When
+  OpenLineage is enabled, the tasks report these through Airflow's hook lineage
+  collector; the OpenLineage provider turns them into the task's datasets by the
+  OpenLineage naming spec (namespace ``mysql://host:port``, name ``database.table``).
+* Every dbt model is an Airflow Asset of the same form (``model_asset``), an outlet of
+  the model's run task, so other DAGs can be scheduled on a model.
+
+Airflow is imported inside functions only; URIs carry no secret (host, port, names).
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+from ingestion import environments
+from ingestion.config import TableConfig
+from ingestion.environments import Environment
+from ingestion.errors import ConfigError
+from ingestion.warehouse import open_warehouse
+
+log = logging.getLogger(__name__)
+
+RAW_SCHEMA = "raw_data"
+#: The schema dbt builds the models in (``profiles.yml``).
+DBT_SCHEMA = "analytics"
+#: Source connection types with an Asset URI (and OpenLineage namespace) of their own.
+SOURCE_SCHEMES = {"mysql": "mysql", "mariadb": "mysql"}
+
+
+def source_uri(environment: Environment, table: TableConfig) -> str | None:
+    """The source table's Asset URI; ``None`` for a source without a scheme (SQLite)."""
+    source = environment.source
+    scheme = SOURCE_SCHEMES.get(source.conn_type.lower())
+    if scheme is None:
+        return None
+    database = table.source_schema or source.schema
+    return f"{scheme}://{source.host}:{source.port or 3306}/{database}/{table.source_table}"
+
+
+def stage_uri(environment: Environment, table: TableConfig) -> str:
+    """The table's stage prefix: every attempt's files live under it."""
+    stage = environment.stage_uri.rstrip("/")
+    if "://" not in stage:
+        stage = Path(stage).resolve().as_uri()
+    return f"{stage}/{table.name}"
+
+
+def raw_table_uri(environment: Environment, table: TableConfig) -> str:
+    return open_warehouse(environment.warehouse).asset_uri(RAW_SCHEMA, table.name)
+
+
+def model_asset(model: str) -> Any:
+    """The Asset of a dbt model, from the warehouse connection the environment defines
+    (its ``AIRFLOW_CONN_PIPELINE_WAREHOUSE`` variable or loopback default: no query, so
+    DAG files call this at parse time). A warehouse known only to Airflow's connection
+    store (metadata database, secrets backend) gives the name-only ``analytics.<model>``."""
+    from airflow.sdk import Asset
+
+    try:
+        warehouse = open_warehouse(environments.resolve().warehouse)
+    except ConfigError:
+        return Asset(f"{DBT_SCHEMA}.{model}")
+    return Asset(warehouse.asset_uri(DBT_SCHEMA, model))
+
+
+def report_extract(environment: Environment, table: TableConfig) -> None:
+    report(inputs=[source_uri(environment, table)], outputs=[stage_uri(environment, table)])
+
+
+def report_load(environment: Environment, table: TableConfig) -> None:
+    report(inputs=[stage_uri(environment, table)], outputs=[raw_table_uri(environment, table)])
+
+
+def report(inputs: list[str | None], outputs: list[str | None]) -> None:
+    """Hand the task's datasets to the hook lineage collector, when OpenLineage is on
+    (the collector loads every provider's URI handlers: seconds a task need not spend)."""
+    if not openlineage_enabled():
+        return
+    from airflow.sdk.lineage import get_hook_lineage_collector
+
+    collector = get_hook_lineage_collector()
+    for uri in filter(None, inputs):
+        collector.add_input_asset(context=collector, uri=uri)
+    for uri in filter(None, outputs):
+        collector.add_output_asset(context=collector, uri=uri)
+    log.info("lineage: inputs %s, outputs %s", [*filter(None, inputs)], [*filter(None, outputs)])
+
+
+def openlineage_enabled() -> bool:
+    try:
+        from airflow.providers.openlineage.conf import is_disabled
+    except ImportError:
+        return False
+    return not is_disabled()
