@@ -14,6 +14,9 @@ ROWS ?= 1000000
 REPEAT ?= 3
 AIRFLOW_PORT ?= 8081
 DOCS_PORT ?= 8080
+EXECUTOR ?= local
+# pytest-xdist workers of `make test`: each test file runs whole on one worker (its own S3 server)
+WORKERS ?= 2
 
 export UV_PYTHON_DOWNLOADS := never
 export PIPELINE_ENV := $(ENV)
@@ -25,15 +28,20 @@ export DO_NOT_TRACK := 1
 export SCARF_NO_ANALYTICS := true
 export DBT_SEND_ANONYMOUS_USAGE_STATS := False
 export DBT_PROFILES_DIR := $(CURDIR)
+# OpenLineage events: off by default; `make demo OPENLINEAGE=on` writes them to
+# .data/$(ENV)/openlineage.jsonl (AIRFLOW__OPENLINEAGE__TRANSPORT picks another transport).
+OPENLINEAGE ?= off
+export AIRFLOW__OPENLINEAGE__DISABLED := $(if $(filter on,$(OPENLINEAGE)),false,true)
+export AIRFLOW__OPENLINEAGE__TRANSPORT ?= {"type": "file", "log_file_path": "$(CURDIR)/.data/$(ENV)/openlineage.jsonl", "append": true}
 
 WITH_ENV := $(PY) -m ingestion exec --
 DBT := $(WITH_ENV) $(CURDIR)/$(VENV)/bin/dbt
 
-.PHONY: help setup demo test test-setup test-fast lint format docs manifest bench s3-start s3-stop airflow-ui clean
+.PHONY: help setup demo test test-setup test-fast lint format docs manifest bench bench-chunks s3-start s3-stop airflow-ui clean
 
 help: ## list the targets
 	@grep -E '^[a-zA-Z0-9_-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-12s %s\n", $$1, $$2}'
-	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS) REPEAT=$(REPEAT)"
+	@echo "  variables: ENV=embedded|services|production DAYS=$(DAYS) SIZE=$(SIZE) START=$(START) ROWS=$(ROWS) REPEAT=$(REPEAT) EXECUTOR=local|celery"
 
 $(VENV)/.installed: requirements.txt pyproject.toml scripts/setup.sh
 	bash scripts/setup.sh "$(PYTHON)" "$(VENV)"
@@ -44,14 +52,14 @@ setup: $(VENV)/.installed ## create .venv and install pinned dependencies (+ sys
 manifest: setup ## dbt parse: build dbt_project/target/manifest.json for Cosmos
 	cd dbt_project && $(DBT) parse --quiet
 
-demo: setup ## generate demo data, run the DAG for DAYS intervals, print mau_summary
-	bash scripts/demo.sh "$(ENV)" "$(DAYS)" "$(SIZE)" "$(START)"
+demo: setup ## generate demo data, run the DAG for DAYS intervals, print mau_summary (EXECUTOR=celery: scheduler + 2 Celery workers)
+	bash scripts/demo.sh "$(ENV)" "$(DAYS)" "$(SIZE)" "$(START)" "$(EXECUTOR)"
 
 test-setup: setup ## system packages only the tests need (Chromium and its driver for browser tests)
 	bash scripts/setup-test.sh
 
-test: manifest test-setup ## run the whole test suite (unit, integration, DAG, end to end, browser)
-	$(PY) -m pytest -q $(PYTEST_ARGS)
+test: manifest test-setup ## run the whole test suite (unit, integration, DAG, end to end, browser; WORKERS= parallel pytest-xdist workers)
+	$(PY) -m pytest -q -n $(WORKERS) --dist loadfile $(PYTEST_ARGS)
 
 test-fast: manifest ## skip the slow end-to-end DAG runs
 	$(PY) -m pytest -q -m "not e2e" $(PYTEST_ARGS)
@@ -73,15 +81,17 @@ docs: manifest ## generate and serve the dbt docs on http://127.0.0.1:$(DOCS_POR
 bench: setup ## benchmark extract/load against SqlToS3Operator and client floors (ROWS=, REPEAT=)
 	$(PY) bench/run.py --rows $(ROWS) --repeat $(REPEAT)
 
+bench-chunks: setup ## chunked extract of a ROWS-row MariaDB table with 1, 2 and 4 chunks in parallel processes
+	$(PY) -m bench.chunks --rows $(ROWS) --repeat $(REPEAT)
+
 s3-start: setup ## start the loopback S3 API server (services environment)
 	$(PY) -m devtools.s3_server start
 
 s3-stop: ## stop the loopback S3 API server
 	$(PY) -m devtools.s3_server stop
 
-airflow-ui: setup ## run the Airflow UI and scheduler on http://127.0.0.1:$(AIRFLOW_PORT) (airflow standalone)
-	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" AIRFLOW__API__HOST=127.0.0.1 AIRFLOW__API__PORT=$(AIRFLOW_PORT) \
-		$(WITH_ENV) $(CURDIR)/$(VENV)/bin/airflow standalone
+airflow-ui: setup ## the Airflow UI (no login), scheduler and DAG processor on http://127.0.0.1:$(AIRFLOW_PORT)
+	bash scripts/airflow-ui.sh "$(ENV)" "$(AIRFLOW_PORT)"
 
 clean: ## remove generated data, Airflow home and dbt artifacts (keeps .venv)
-	rm -rf .data .airflow dbt_project/target dbt_project/logs logs
+	rm -rf .data .airflow .airflow-celery dbt_project/target dbt_project/logs logs

@@ -10,12 +10,22 @@ the same name gets the COPY floor's table; the S3 server is the project's loopba
 from __future__ import annotations
 
 import contextlib
+import os
 import socket
+import subprocess
 import sys
 from collections.abc import Iterator
 from typing import Any
 
-from bench.settings import COPY_TABLE, RAW_SCHEMA, TABLE, Settings, mysql_connection, pg_connection
+from bench.settings import (
+    ADBC_TABLE,
+    COPY_TABLE,
+    RAW_SCHEMA,
+    TABLE,
+    Settings,
+    mysql_connection,
+    pg_connection,
+)
 
 NPS_DDL = f"""CREATE TABLE {TABLE} (
     id INT NOT NULL PRIMARY KEY,
@@ -79,6 +89,108 @@ def create_source(settings: Settings) -> dict[str, Any]:
     return {"sum_score": int(score), "sum_deleted": int(deleted), "max_modified_at": str(last)}
 
 
+# The incremental batch (BATCH_DAY, see bench/settings.py): every 100th row of the bench
+# table with a new score and modified on the batch's day (1% updates), plus 1% new rows.
+BATCH_FILL = """INSERT INTO `{batch}`.{table} (id, created_at, modified_at, score, deleted)
+SELECT id, created_at, TIMESTAMP'{day}' + INTERVAL (id % 86400) SECOND, (score + 1) % 11, deleted
+FROM `{source}`.{table} WHERE id % 100 = 0
+UNION ALL
+SELECT {rows} + seq, TIMESTAMP'{day}', TIMESTAMP'{day}' + INTERVAL (seq % 86400) SECOND, seq % 11, 0
+FROM seq_1_to_{new}"""
+
+CHECKSUM = "SELECT COUNT(*), SUM(score), SUM(deleted), MAX(modified_at) FROM {rows}"
+
+
+def checksum(cursor: Any, rows: str) -> dict[str, Any]:
+    """Count and checksum of a row source (a table or a derived table), as verify compares."""
+    cursor.execute(CHECKSUM.format(rows=rows))
+    count, score, deleted, last = cursor.fetchone()
+    return {"rows": int(count), "sum_score": int(score or 0), "sum_deleted": int(deleted or 0),
+            "max_modified_at": str(last) if last is not None else None}  # fmt: skip
+
+
+def create_cases(settings: Settings) -> dict[str, dict[str, Any]]:
+    """The incremental batch's database, its client dump (the floor of its COPY), the
+    embedded path's SQLite file; the rows each case must leave, computed from MariaDB."""
+    from bench.settings import BATCH_DAY, DAY_LENGTH, DAY_START
+
+    main, batch, table = settings.mysql_db, settings.batch_db, TABLE
+    db = mysql_connection(settings)
+    try:
+        with db.cursor() as cursor:
+            cursor.execute(f"CREATE DATABASE `{batch}`")
+            cursor.execute(f"CREATE TABLE `{batch}`.{table} LIKE `{main}`.{table}")
+            cursor.execute(f"USE `{batch}`")  # seq_1_to_N lives in the current database
+            day = f"{BATCH_DAY:%Y-%m-%d %H:%M:%S}"
+            new = max(1, settings.rows // 100)
+            cursor.execute(
+                BATCH_FILL.format(batch=batch, source=main, table=table, day=day, rows=settings.rows, new=new)
+            )
+            expected = {
+                "batch": checksum(cursor, f"`{batch}`.{table}"),
+                # the full table after the batch's merge: the batch's rows replace theirs
+                "merged": checksum(
+                    cursor,
+                    f"(SELECT score, deleted, modified_at FROM `{main}`.{table} AS t WHERE NOT EXISTS "
+                    f"(SELECT 1 FROM `{batch}`.{table} AS b WHERE b.id = t.id) UNION ALL "
+                    f"SELECT score, deleted, modified_at FROM `{batch}`.{table}) AS merged",
+                ),
+                "day": checksum(
+                    cursor,
+                    f"`{main}`.{table} WHERE modified_at >= '{DAY_START:%Y-%m-%d %H:%M:%S}' "
+                    f"AND modified_at < '{DAY_START + DAY_LENGTH:%Y-%m-%d %H:%M:%S}'",
+                ),
+                "embedded": checksum(cursor, f"`{main}`.{table} WHERE id <= {settings.embedded_rows}"),
+            }
+    finally:
+        db.close()
+    dump_batch(settings)
+    create_sqlite(settings)
+    return expected
+
+
+def dump_batch(settings: Settings) -> None:
+    """The batch's rows as the client floor writes them (PostgreSQL's text format)."""
+    env = dict(os.environ)
+    if settings.mysql_password:
+        env["MYSQL_PWD"] = settings.mysql_password
+    with open(settings.batch_dump_path, "wb") as out:
+        command = ["mariadb", "--quick", "-B", "-h", settings.mysql_host, "-P", str(settings.mysql_port)]
+        command += ["--protocol=TCP", "-u", settings.mysql_user]
+        command += ["-e", f"SELECT * FROM `{settings.batch_db}`.{TABLE}"]
+        subprocess.run(command, stdout=out, env=env, check=True)
+
+
+def create_sqlite(settings: Settings) -> None:
+    """The embedded path's source: the first ``embedded_rows`` rows of the bench table in a
+    SQLite file with the same DDL (datetimes as ISO text, as SQLite stores them)."""
+    import sqlite3
+
+    import MySQLdb.cursors
+
+    settings.embedded_dir.mkdir(parents=True, exist_ok=True)
+    target = sqlite3.connect(settings.embedded_dir / "source.sqlite")
+    source = mysql_connection(settings, settings.mysql_db)
+    try:
+        target.execute(
+            NPS_DDL.replace(" ENGINE=InnoDB", "").replace(",\n    KEY nps_modified_at (modified_at)", "")
+        )
+        target.execute(f"CREATE INDEX nps_modified_at ON {TABLE} (modified_at)")
+        cursor = source.cursor(MySQLdb.cursors.SSCursor)
+        cursor.execute(
+            f"SELECT id, DATE_FORMAT(created_at, '%Y-%m-%d %H:%i:%s'), "
+            f"DATE_FORMAT(modified_at, '%Y-%m-%d %H:%i:%s'), score, deleted "
+            f"FROM {TABLE} WHERE id <= {settings.embedded_rows}"
+        )
+        while rows := cursor.fetchmany(50_000):
+            target.executemany(f"INSERT INTO {TABLE} VALUES (?, ?, ?, ?, ?)", rows)
+        cursor.close()
+        target.commit()
+    finally:
+        target.close()
+        source.close()
+
+
 def create_warehouse(settings: Settings) -> None:
     db = pg_connection(settings, "postgres")
     try:
@@ -94,19 +206,45 @@ def create_warehouse(settings: Settings) -> None:
         db.close()
 
 
-def reset_warehouse(settings: Settings, copy_table: bool) -> None:
-    """Empty the COPY floor table, or drop raw_data so that load() creates an empty table."""
+def reset_warehouse(settings: Settings, copy_table: bool, keep_raw: bool = False) -> None:
+    """Empty the COPY floor table, or drop raw_data so that load() creates an empty table
+    (``keep_raw``: keep it); drop the ADBC floor's table."""
     db = pg_connection(settings, settings.pg_db)
     try:
         with db.cursor() as cursor:
             if copy_table:
                 cursor.execute(f"truncate {COPY_TABLE}")
-            else:
+            if not keep_raw and not copy_table:
                 cursor.execute(f"drop schema if exists {RAW_SCHEMA} cascade")
+            cursor.execute(f"drop table if exists {ADBC_TABLE}")
             with contextlib.suppress(Exception):  # needs superuser or pg_checkpoint
                 cursor.execute("checkpoint")  # no dirty pages of a previous measurement left to write
     finally:
         db.close()
+
+
+def raw_table_exists(settings: Settings) -> bool:
+    db = pg_connection(settings, settings.pg_db)
+    try:
+        with db.cursor() as cursor:
+            cursor.execute("select to_regclass(%s) is not null", (f"{RAW_SCHEMA}.{TABLE}",))
+            return bool(cursor.fetchone()[0])
+    finally:
+        db.close()
+
+
+def reset_embedded(settings: Settings) -> None:
+    """No DuckDB file and no staged parts left from a previous round."""
+    import shutil
+
+    shutil.rmtree(settings.embedded_dir / "stage", ignore_errors=True)
+    for name in (
+        "warehouse.duckdb",
+        "warehouse.duckdb.wal",
+        "duckdb_floor.duckdb",
+        "duckdb_floor.duckdb.wal",
+    ):
+        (settings.embedded_dir / name).unlink(missing_ok=True)
 
 
 def drop_databases(settings: Settings, created: set[str]) -> None:
@@ -116,6 +254,7 @@ def drop_databases(settings: Settings, created: set[str]) -> None:
             db = mysql_connection(settings)
             with db.cursor() as cursor:
                 cursor.execute(f"DROP DATABASE IF EXISTS `{settings.mysql_db}`")
+                cursor.execute(f"DROP DATABASE IF EXISTS `{settings.batch_db}`")
             db.close()
             print(f"bench: dropped MariaDB database {settings.mysql_db}")
         except Exception as exc:

@@ -1,4 +1,5 @@
-"""The client floors: the fastest a client gets the rows out of MariaDB and into PostgreSQL.
+"""The floors: the fastest open-source clients get the rows out of MariaDB and into
+PostgreSQL (and DuckDB), measured on the same table in the same run.
 
 * ``client_floor``: ``mariadb --quick -B ... -e "SELECT * FROM db.nps" > file`` (streamed,
   ``mysql_use_result``, tab-separated text), the wall time of that shell command;
@@ -6,8 +7,15 @@
   true)"``: that dump (PostgreSQL's text format already) into an empty table with the five
   column types of ``raw_data.nps``.
 
-Both run under GNU time when it is installed: the client's own maximum RSS goes into the JSON
-as ``client_max_rss_mb``.
+* ``cx_floor``: connectorx reading the same ``SELECT`` as Arrow (``arrow_stream``, batches of
+  our extract's size), writing nothing;
+* ``adbc_floor``: the ADBC PostgreSQL driver's ``adbc_ingest`` of our extract's Parquet parts
+  into a new table;
+* ``duckdb_floor``: DuckDB's ``insert ... select * from read_parquet()`` of the embedded
+  extract's parts.
+
+The two command-line floors run under GNU time when it is installed: the client's own
+maximum RSS goes into the JSON as ``client_max_rss_mb``.
 """
 
 from __future__ import annotations
@@ -16,8 +24,8 @@ import os
 from pathlib import Path
 from typing import Any
 
-from bench.measure import command_max_rss_mb, timed_command
-from bench.settings import COPY_TABLE, TABLE, Settings
+from bench.measure import Clock, command_max_rss_mb, timed_command
+from bench.settings import ADBC_TABLE, COPY_TABLE, TABLE, Settings, pipeline_connections, stage_url
 
 
 def client_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
@@ -48,8 +56,9 @@ def client_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
 
 def copy_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     # The client dump is PostgreSQL's text format already (tab-separated, \-escaped);
-    # the first line holds the column names.
-    copy = f"\\copy {COPY_TABLE} from '{s.dump_path}' with (format text, header true)"
+    # the first line holds the column names. Spec ``case`` "batch": the batch's dump.
+    dump = s.batch_dump_path if spec.get("case") == "batch" else s.dump_path
+    copy = f"\\copy {COPY_TABLE} from '{dump}' with (format text, header true)"
     command = ["psql", "-X", "-q", "-v", "ON_ERROR_STOP=1", "-h", s.pg_host, "-p", str(s.pg_port)]
     command += ["-U", s.pg_user, "-d", s.pg_db, "-c", copy]
     env = dict(os.environ)
@@ -70,3 +79,82 @@ def copy_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
         "command": copy,
         "client_max_rss_mb": command_max_rss_mb(rss_file),
     }
+
+
+def cx_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    """connectorx reads the same ``SELECT`` as Arrow record batches of our batch size; the
+    batches are counted and dropped (nothing is written)."""
+    import connectorx
+
+    pipeline_connections(s)  # first: see IMPORT_ORDER in bench/ours.py
+    from ingestion.extract import DEFAULT_BATCH_ROWS as BATCH_ROWS  # what our extract uses
+
+    url = f"mysql://{s.mysql_user}{':' + s.mysql_password if s.mysql_password else ''}@"
+    url += f"{s.mysql_host}:{s.mysql_port}/{s.mysql_db}"
+    rows = 0
+    with Clock() as clock:
+        reader = connectorx.read_sql(
+            url, f"SELECT * FROM {TABLE}", return_type="arrow_stream", batch_size=BATCH_ROWS
+        )
+        for batch in reader:
+            rows += batch.num_rows
+    return {"wall_s": clock.wall, "cpu_s": clock.cpu, "rows": rows, "batch_size": BATCH_ROWS}
+
+
+def adbc_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    """The ADBC PostgreSQL driver's ``adbc_ingest`` of our extract's Parquet parts (read
+    from the S3 stage as a stream of record batches, as our load reads them) into a new
+    table, committed."""
+    import adbc_driver_postgresql.dbapi
+    import pyarrow as pa
+
+    connections = pipeline_connections(s)  # first: see IMPORT_ORDER in bench/ours.py
+    from ingestion.stage import open_stage
+
+    stage = open_stage(stage_url(s), connections["aws"])
+    manifest = stage.read_manifest(spec["manifest_url"])
+    schema = stage.open_parquet(manifest.entries[0].url).schema_arrow
+
+    def batches() -> Any:
+        for entry in manifest.entries:
+            parquet = stage.open_parquet(entry.url)
+            for index in range(parquet.num_row_groups):
+                yield from parquet.read_row_group(index).to_batches()
+
+    password = f":{s.pg_password}" if s.pg_password else ""
+    uri = f"postgresql://{s.pg_user}{password}@{s.pg_host}:{s.pg_port}/{s.pg_db}"
+    db = adbc_driver_postgresql.dbapi.connect(uri)
+    try:
+        with Clock() as clock:
+            reader = pa.RecordBatchReader.from_batches(schema, batches())
+            with db.cursor() as cursor:
+                rows = cursor.adbc_ingest(ADBC_TABLE, reader, mode="create")
+            db.commit()
+    finally:
+        db.close()
+    return {"wall_s": clock.wall, "cpu_s": clock.cpu, "rows": rows, "columns": schema.names}
+
+
+def duckdb_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    """DuckDB's own ``insert into ... select * from read_parquet([...])`` of the embedded
+    extract's parts into an empty table of a new DuckDB file, committed."""
+    import duckdb
+
+    pipeline_connections(s)  # first: see IMPORT_ORDER in bench/ours.py
+    from ingestion.stage import open_stage
+
+    stage = open_stage(str(s.embedded_dir / "stage"))
+    paths = [stage.path(entry.url) for entry in stage.read_manifest(spec["manifest_url"]).entries]
+    path = s.embedded_dir / "duckdb_floor.duckdb"
+    path.unlink(missing_ok=True)
+    db = duckdb.connect(str(path))
+    try:
+        db.execute("create table floor as select * from read_parquet(?) limit 0", [paths])
+        with Clock() as clock:
+            db.execute("begin")
+            db.execute("insert into floor select * from read_parquet(?)", [paths])
+            rows = int(db.fetchone()[0])
+            db.execute("commit")
+    finally:
+        db.close()
+    return {"wall_s": clock.wall, "cpu_s": clock.cpu, "rows": rows, "file": str(path)}

@@ -41,18 +41,36 @@ def phases(timings: dict[str, float], order: tuple[str, ...]) -> dict[str, float
     return {**known, **{k: round(v, 3) for k, v in timings.items() if k not in known}}
 
 
-def ours_extract(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
-    connections = pipeline_connections(s)  # first: see IMPORT_ORDER
-    from ingestion.extract import extract
-    from ingestion.sources.mysql import MySQLSource
+def embedded_stage_url(s: Settings) -> str:
+    """The embedded path's folder stage."""
+    return str(s.embedded_dir / "stage")
+
+
+def open_case_stage(s: Settings, case: str, aws: Any) -> Any:
     from ingestion.stage import open_stage
 
-    table = table_config(s)
-    source = MySQLSource(connections["source"])
-    stage = open_stage(stage_url(s), connections["aws"])
+    return open_stage(embedded_stage_url(s), None) if case == "embedded" else open_stage(stage_url(s), aws)
+
+
+def ours_extract(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    """``extract()`` of one case (spec ``case``: full, batch, day or embedded)."""
+    connections = pipeline_connections(s)  # first: see IMPORT_ORDER
+    from ingestion.extract import extract
+
+    case = spec.get("case", "full")
+    if case == "embedded":
+        from ingestion.sources.sqlite import SQLiteSource
+
+        source: Any = SQLiteSource(s.embedded_dir / "source.sqlite")
+    else:
+        from ingestion.sources.mysql import MySQLSource
+
+        source = MySQLSource(connections["source"])
+    table = table_config(s, case)
+    stage = open_case_stage(s, case, connections["aws"])
     try:
         with Clock() as clock:
-            result = extract(table, bench_window(), source, stage)
+            result = extract(table, bench_window(case), source, stage)
     finally:
         source.close()
     return {
@@ -67,23 +85,31 @@ def ours_extract(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
 
 
 def ours_load(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
+    """``load()`` of a manifest (spec ``manifest_url``, ``case``, ``staged``)."""
     connections = pipeline_connections(s)  # first: see IMPORT_ORDER
+    from ingestion.environments import Connection
     from ingestion.load import load
-    from ingestion.stage import open_stage
     from ingestion.warehouse import open_warehouse
 
-    table = table_config(s)
-    stage = open_stage(stage_url(s), connections["aws"])
-    warehouse = open_warehouse(connections["warehouse"])
+    case = spec.get("case", "full")
+    table = table_config(s, case)
+    stage = open_case_stage(s, case, connections["aws"])
+    if case == "embedded":
+        duckdb_file = str(s.embedded_dir / "warehouse.duckdb")
+        warehouse = open_warehouse(Connection("bench_duckdb", "duckdb", host=duckdb_file))
+    else:
+        warehouse = open_warehouse(connections["warehouse"])
     # staged: the path of a batch that must be merged (an incremental batch into a table
-    # that holds rows, or any Redshift load): staging table, then INSERT ... SELECT.
+    # that holds rows, or any Redshift load): staging table, then the merge.
     staged = bool(spec.get("staged"))
     with Clock() as clock:
-        result = load(table, spec["manifest_url"], bench_window(), warehouse, stage, force_staging=staged)
+        result = load(table, spec["manifest_url"], bench_window(case), warehouse, stage, force_staging=staged)
     return {
         "wall_s": clock.wall,
         "cpu_s": clock.cpu,
-        "rows": result.rows_inserted,
-        "rows_staged": result.rows_staged,
+        # The rows the load took in (the batch's): what the row checks compare.
+        "rows": result.rows_staged,
+        "rows_inserted": result.rows_inserted,
+        "rows_replaced": result.rows_replaced,
         "phases": phases(result.timings, LOAD_PHASES),
     }

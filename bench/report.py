@@ -1,4 +1,4 @@
-"""The report: ratios, targets, the printed table, the machine, the JSON document."""
+"""The report: the printed table (targets from ``bench.targets``), the machine, the JSON."""
 
 from __future__ import annotations
 
@@ -9,95 +9,22 @@ import os
 import platform
 import subprocess
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from bench.measure import Measurement, rounded
+from bench import reconcile
+from bench.measure import Measurement
 from bench.settings import DESCRIPTIONS, RESULTS_DIR, TABLE_ORDER, Settings, mysql_connection, pg_connection
-
-# Targets: (label, ratio key, comparison, bound)
-TARGETS = (
-    ("extract <= 1.5x client floor", "extract_vs_client_floor", "<=", 1.5),
-    ("extract >= 5x faster than SqlToS3Operator", "sql_to_s3_operator_vs_extract", ">=", 5.0),
-    ("load <= 1.5x COPY floor", "load_vs_copy_floor", "<=", 1.5),
-    ("extract peak RSS < 300 MB", "ours_extract_peak_rss_mb", "<", 300.0),
-    ("load peak RSS < 300 MB", "ours_load_peak_rss_mb", "<", 300.0),
-)
-# How the table shows each target's value: (label, unit)
-TARGET_LABELS = MappingProxyType(
-    {
-        "extract_vs_client_floor": ("ours_extract / client_floor", "x"),
-        "sql_to_s3_operator_vs_extract": ("sql_to_s3_operator / ours_extract (speedup)", "x"),
-        "load_vs_copy_floor": ("ours_load / copy_floor", "x"),
-        "ours_extract_peak_rss_mb": ("peak RSS of ours_extract", " MB"),
-        "ours_load_peak_rss_mb": ("peak RSS of ours_load", " MB"),
-    }
-)
-
-
-def ratios(measurements: dict[str, Measurement]) -> dict[str, float | None]:
-    def wall(name: str) -> float | None:
-        m = measurements.get(name)
-        return m.wall_s if m is not None and m.ok else None
-
-    def ratio(a: str, b: str) -> float | None:
-        top, bottom = wall(a), wall(b)
-        return top / bottom if top is not None and bottom else None
-
-    def rss(name: str) -> float | None:
-        m = measurements.get(name)
-        return m.peak_rss_mb if m is not None and m.ok else None
-
-    return {
-        "extract_vs_client_floor": ratio("ours_extract", "client_floor"),
-        "sql_to_s3_operator_vs_extract": ratio("sql_to_s3_operator", "ours_extract"),
-        "load_vs_copy_floor": ratio("ours_load", "copy_floor"),
-        "load_staged_vs_copy_floor": ratio("ours_load_staged", "copy_floor"),
-        "ours_extract_peak_rss_mb": rss("ours_extract"),
-        "ours_load_peak_rss_mb": rss("ours_load"),
-    }
-
-
-def evaluate(values: dict[str, float | None], skipped: set[str]) -> list[dict[str, Any]]:
-    checks = []
-    for label, key, op, bound in TARGETS:
-        value = values.get(key)
-        if value is None:
-            status = "skipped" if key == "sql_to_s3_operator_vs_extract" and skipped else "n/a"
-        elif op == "<=":
-            status = "met" if value <= bound else "NOT met"
-        elif op == ">=":
-            status = "met" if value >= bound else "NOT met"
-        else:
-            status = "met" if value < bound else "NOT met"
-        checks.append(
-            {
-                "target": label,
-                "key": key,
-                "value": rounded(value, 3),
-                "bound": f"{op} {bound:g}",
-                "status": status,
-            }
-        )
-    return checks
+from bench.targets import breakdown_lines, target_lines
 
 
 def measurement_line(name: str, m: Measurement) -> str:
     if m.skipped:
-        return f"{name:<20} {'skipped':>8} {'':>12} {'':>12} {'':>8}  {m.skipped}"
+        return f"{name:<22} {'skipped':>8} {'':>12} {'':>12} {'':>8}  {m.skipped}"
     if not m.ok:
-        return f"{name:<20} {'ERROR':>8} {'':>12} {'':>12} {'':>8}  {(m.error or '').splitlines()[0]}"
+        return f"{name:<22} {'ERROR':>8} {'':>12} {'':>12} {'':>8}  {(m.error or '').splitlines()[0]}"
     rate = f"{m.rows_per_s:,.0f}" if m.rows_per_s else "-"
     cpu = f"{m.cpu_s:.2f}" if m.cpu_s is not None else "-"
-    return f"{name:<20} {m.wall_s:>8.2f} {rate:>12} {m.peak_rss_mb:>12.0f} {cpu:>8}  {DESCRIPTIONS[name]}"
-
-
-def target_line(check: dict[str, Any]) -> str:
-    label, unit = TARGET_LABELS[check["key"]]
-    value = check["value"]
-    digits = 3 if value is not None and round(value, 2) == float(check["bound"].split()[-1]) else 2
-    shown = "-" if value is None else (f"{value:.{digits}f}{unit}" if unit == "x" else f"{value:.0f}{unit}")
-    return f"{label:<46} {shown:>9}  {check['bound']:>8}  {check['status']}"
+    return f"{name:<22} {m.wall_s:>8.2f} {rate:>12} {m.peak_rss_mb:>12.0f} {cpu:>8}  {DESCRIPTIONS[name]}"
 
 
 def render(
@@ -105,15 +32,12 @@ def render(
 ) -> str:
     runs = f", fastest of {repeat} runs each" if repeat > 1 else ""
     lines = ["", f"benchmark: {rows:,} rows of nps{runs}", ""]
-    header = f"{'measurement':<20} {'wall s':>8} {'rows/s':>12} {'peak RSS MB':>12} {'cpu s':>8}  what"
+    header = f"{'measurement':<22} {'wall s':>8} {'rows/s':>12} {'peak RSS MB':>12} {'cpu s':>8}  what"
     lines += [header, "-" * len(header)]
     lines += [measurement_line(name, measurements[name]) for name in TABLE_ORDER if name in measurements]
-    lines += ["", f"{'ratio / target':<46} {'value':>9}  {'target':>8}  status", "-" * 76]
-    lines += [target_line(check) for check in checks]
-    staged, floor = measurements.get("ours_load_staged"), measurements.get("copy_floor")
-    if staged is not None and floor is not None and staged.ok and floor.ok and floor.wall_s:
-        value = f"{(staged.wall_s or 0.0) / floor.wall_s:.2f}x"
-        lines.append(f"{'ours_load_staged / copy_floor':<46} {value:>9}  {'-':>8}  (no target)")
+    lines += ["", *target_lines(checks), *reconcile.report_lines(measurements)]
+    lines += ["", "where the time goes (cpu s of our worker and of the servers meanwhile):"]
+    lines += breakdown_lines(measurements, TABLE_ORDER)
     busiest = max((m.detail.get("other_cpu_cores", 0.0) for m in measurements.values() if m.ok), default=0.0)
     if busiest > 0.2:
         lines += [
@@ -165,6 +89,10 @@ def machine_info(settings: Settings, pandas_version: str | None) -> dict[str, An
             "apache-airflow-providers-mysql": _version("apache-airflow-providers-mysql"),
             "apache-airflow-providers-common-sql": _version("apache-airflow-providers-common-sql"),
             "moto": _version("moto"),
+            "connectorx": _version("connectorx"),
+            "adbc-driver-postgresql": _version("adbc-driver-postgresql"),
+            "duckdb": _version("duckdb"),
+            "astronomer-cosmos": _version("astronomer-cosmos"),
             "pandas (SqlToS3Operator)": pandas_version,
             "mariadb client": _command_output(["mariadb", "--version"]),
             "psql": _command_output(["psql", "--version"]),

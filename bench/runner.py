@@ -22,10 +22,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from bench import fixtures, peer
+from bench import fixtures, peer, reconcile
 from bench.measure import Measurement, ServerCpu, measure_on_machine, rounded
-from bench.report import evaluate, machine_info, ratios, render, write_results
+from bench.report import machine_info, render, write_results
 from bench.settings import ORDER, REPO_ROOT, TABLE, Settings, settings_from
+from bench.targets import evaluate, ratios
 from bench.verify import verify_rows
 
 
@@ -64,6 +65,7 @@ class Round:
         interrupted round keeps the ones before)."""
         client = self.record("client_floor", self.env)
         yield client
+        yield self.record("cx_floor", self.env)
         if client.ok:
             fixtures.reset_warehouse(self.settings, copy_table=True)
             yield self.record("copy_floor", self.env)
@@ -71,21 +73,68 @@ class Round:
             yield Measurement("copy_floor", error="needs the client_floor dump")
         extracted = self.record("ours_extract", self.env)
         yield extracted
-        if extracted.ok:
-            manifest_url = extracted.detail["manifest_url"]
-            fixtures.reset_warehouse(self.settings, copy_table=False)  # an empty raw_data.nps each time
-            yield self.record("ours_load", self.env, manifest_url=manifest_url)
-            fixtures.reset_warehouse(self.settings, copy_table=False)
-            yield self.record("ours_load_staged", self.env, manifest_url=manifest_url, staged=True)
-        else:
-            for name in ("ours_load", "ours_load_staged"):
-                yield Measurement(name, error="needs the ours_extract manifest")
+        yield from self.loads(extracted)
+        yield from self.incremental()
+        yield from reconcile.measure(self.record, self.env, extracted, self.has_full_table())
+        yield from self.embedded()
+        # As a deployed DAG processor parses: with the bytecode caches Python writes (the
+        # first round writes them when the environment disables them).
+        parse_env = {k: v for k, v in self.peer_env.items() if k != "PYTHONDONTWRITEBYTECODE"}
+        yield self.record("dag_parse", parse_env)
         if self.skip_peer:
             yield Measurement("sql_to_s3_operator", skipped="--skip-peer")
         else:
             yield self.record(
                 "sql_to_s3_operator", self.peer_env, key=peer.PEER_KEY, peer_site=self.peer_site
             )
+
+    def loads(self, extracted: Measurement) -> Iterator[Measurement]:
+        """The floors and our loads of the full extract; the last leaves raw_data.nps full."""
+        names = ("adbc_floor", "ours_load", "ours_load_staged")
+        if not extracted.ok:
+            for name in names:
+                yield Measurement(name, error="needs the ours_extract manifest")
+            return
+        manifest_url = extracted.detail["manifest_url"]
+        yield self.record("adbc_floor", self.env, manifest_url=manifest_url)
+        fixtures.reset_warehouse(self.settings, copy_table=False)  # an empty raw_data.nps each time
+        yield self.record("ours_load", self.env, manifest_url=manifest_url)
+        fixtures.reset_warehouse(self.settings, copy_table=False)
+        yield self.record("ours_load_staged", self.env, manifest_url=manifest_url, staged=True)
+
+    def incremental(self) -> Iterator[Measurement]:
+        """The incremental batch (1% updates, 1% new) merged into the full table and its
+        COPY floor, then an incremental day (0.1%) extracted and loaded."""
+        batch = self.record("ours_batch_extract", self.env, case="batch")
+        yield batch
+        fixtures.reset_warehouse(self.settings, copy_table=True, keep_raw=True)
+        yield self.record("copy_batch_floor", self.env, case="batch")
+        if batch.ok and self.has_full_table():
+            yield self.record("ours_merge", self.env, case="batch", manifest_url=batch.detail["manifest_url"])
+        else:
+            yield Measurement("ours_merge", error="needs the batch's manifest and the full raw_data.nps")
+        day = self.record("ours_day_extract", self.env, case="day")
+        yield day
+        if day.ok and self.has_full_table():
+            yield self.record("ours_day_load", self.env, case="day", manifest_url=day.detail["manifest_url"])
+        else:
+            yield Measurement("ours_day_load", error="needs the day's manifest and the full raw_data.nps")
+
+    def has_full_table(self) -> bool:
+        return fixtures.raw_table_exists(self.settings)
+
+    def embedded(self) -> Iterator[Measurement]:
+        """SQLite -> folder stage -> DuckDB, and DuckDB's own read_parquet insert."""
+        fixtures.reset_embedded(self.settings)
+        extracted = self.record("ours_embedded_extract", self.env, case="embedded")
+        yield extracted
+        if not extracted.ok:
+            for name in ("ours_embedded_load", "duckdb_floor"):
+                yield Measurement(name, error="needs the ours_embedded_extract manifest")
+            return
+        manifest_url = extracted.detail["manifest_url"]
+        yield self.record("ours_embedded_load", self.env, case="embedded", manifest_url=manifest_url)
+        yield self.record("duckdb_floor", self.env, case="embedded", manifest_url=manifest_url)
 
 
 def best(runs: list[Measurement]) -> Measurement:
@@ -113,10 +162,14 @@ def run(options: Options) -> int:
     try:
         created.add("mysql")
         clock = time.perf_counter()
-        expected = fixtures.create_source(settings)
+        expected = {"full": {"rows": settings.rows, **fixtures.create_source(settings)}}
+        expected.update(fixtures.create_cases(settings))
         generation_s = time.perf_counter() - clock
         print(
             f"bench: generated {settings.mysql_db}.{TABLE} ({settings.rows:,} rows) in {generation_s:.1f} s"
+        )
+        print(
+            "bench: cases: " + ", ".join(f"{case} {sums['rows']:,} rows" for case, sums in expected.items())
         )
         created.add("postgres")
         fixtures.create_warehouse(settings)

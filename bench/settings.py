@@ -12,7 +12,7 @@ import dataclasses
 import os
 import secrets
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -23,23 +23,52 @@ RESULTS_DIR = BENCH_DIR / "results"
 
 TABLE = "nps"
 COPY_TABLE = "copy_floor_nps"
+ADBC_TABLE = "adbc_floor_nps"
 RAW_SCHEMA = "raw_data"
 
 # The order the measurements run in, and the order of the printed table.
-ORDER = ("client_floor", "copy_floor", "ours_extract", "ours_load", "ours_load_staged", "sql_to_s3_operator")
+ORDER = (
+    "client_floor", "cx_floor", "copy_floor", "ours_extract", "adbc_floor", "ours_load", "ours_load_staged",
+    "ours_batch_extract", "copy_batch_floor", "ours_merge", "ours_day_extract", "ours_day_load",
+    "ours_reconcile", "ours_embedded_extract", "ours_embedded_load", "duckdb_floor", "dag_parse",
+    "sql_to_s3_operator",
+)  # fmt: skip
 TABLE_ORDER = (
-    "client_floor", "ours_extract", "sql_to_s3_operator", "copy_floor", "ours_load", "ours_load_staged",
+    "client_floor", "cx_floor", "ours_extract", "sql_to_s3_operator", "copy_floor", "adbc_floor", "ours_load",
+    "ours_load_staged", "ours_batch_extract", "copy_batch_floor", "ours_merge", "ours_day_extract",
+    "ours_day_load", "ours_reconcile", "ours_embedded_extract", "duckdb_floor", "ours_embedded_load",
+    "dag_parse",
 )  # fmt: skip
 DESCRIPTIONS = MappingProxyType(
     {
         "client_floor": "mariadb --quick -B > file",
+        "cx_floor": "connectorx arrow_stream, rows discarded",
         "copy_floor": "psql \\copy FROM file",
+        "adbc_floor": "ADBC adbc_ingest of our Parquet (S3)",
         "ours_extract": "extract(): MariaDB -> S3 Parquet + manifest",
         "ours_load": "load(): manifest -> PostgreSQL raw_data",
         "ours_load_staged": "the same load through a staging table + merge",
+        "ours_batch_extract": "extract() of a 2% batch (1% updates, 1% new)",
+        "copy_batch_floor": "psql \\copy of that batch's dump",
+        "ours_merge": "load() of the batch into the full table (merge)",
+        "ours_day_extract": "incremental extract() of a 0.1% day",
+        "ours_day_load": "load() of that day into the full table",
+        "ours_reconcile": "hard-delete reconcile: key extract + flag (bench/reconcile.py)",
+        "ours_embedded_extract": "extract(): SQLite -> folder Parquet (<= 1M rows)",
+        "ours_embedded_load": "load(): folder Parquet -> DuckDB",
+        "duckdb_floor": "DuckDB insert ... from read_parquet()",
+        "dag_parse": "parse dags/ like the DAG processor",
         "sql_to_s3_operator": "Airflow SqlToS3Operator (parquet)",
     }
 )
+# The embedded path (SQLite -> folder stage -> DuckDB) is measured on at most this many rows.
+EMBEDDED_ROWS = 1_000_000
+# The incremental batch: every 100th row updated (1%) plus 1% new rows, all modified on
+# BATCH_DAY (after every generated row); the incremental day: the rows modified in
+# [DAY_START, DAY_START + DAY_LENGTH), 0.1% of a table spread over 730 days.
+BATCH_DAY = datetime(2026, 6, 1)
+DAY_START = datetime(2025, 1, 1)
+DAY_LENGTH = timedelta(seconds=730 * 86400 // 1000)
 
 
 @dataclass(frozen=True)
@@ -66,6 +95,24 @@ class Settings:
     @property
     def dump_path(self) -> str:
         return str(Path(self.workdir) / "client_floor.tsv")
+
+    @property
+    def batch_dump_path(self) -> str:
+        return str(Path(self.workdir) / "copy_batch_floor.tsv")
+
+    @property
+    def batch_db(self) -> str:
+        """The MariaDB database holding the incremental batch's ``nps`` rows."""
+        return f"{self.mysql_db}_batch"
+
+    @property
+    def embedded_rows(self) -> int:
+        return min(self.rows, EMBEDDED_ROWS)
+
+    @property
+    def embedded_dir(self) -> Path:
+        """The SQLite source, the folder stage and the DuckDB files of the embedded path."""
+        return Path(self.workdir) / "embedded"
 
     def with_(self, **changes: Any) -> Settings:
         return dataclasses.replace(self, **changes)
@@ -157,23 +204,33 @@ def stage_url(s: Settings) -> str:
 # ---------------------------------------------------------------------------- table config
 
 
-def table_config(s: Settings) -> Any:
-    """The pipeline's TableConfig of the bench table: a full refresh of the whole table."""
+def table_config(s: Settings, case: str = "full") -> Any:
+    """The pipeline's TableConfig of the bench table: ``full``, a full refresh of the whole
+    table; ``batch``, incremental from the batch database; ``day``, incremental from the
+    bench table (the cursor ``modified_at`` is indexed in both); ``embedded``, a full refresh
+    of the SQLite table."""
     from ingestion.config import parse_table
 
-    return parse_table(
-        {
-            "name": TABLE,
-            "source_schema": s.mysql_db,
-            "primary_key": "id",
-            "mode": "full_refresh",
-            "soft_delete": "deleted",
-        },
-        0,
-    )
+    raw: dict[str, Any] = {"name": TABLE, "primary_key": "id", "soft_delete": "deleted"}
+    if case == "full":
+        raw.update(source_schema=s.mysql_db, mode="full_refresh")
+    elif case == "batch":
+        raw.update(source_schema=s.batch_db, mode="incremental", cursor="modified_at")
+    elif case == "day":
+        raw.update(source_schema=s.mysql_db, mode="incremental", cursor="modified_at")
+    elif case == "embedded":
+        raw.update(mode="full_refresh")
+    else:
+        raise ValueError(f"unknown bench case {case!r}")
+    return parse_table(raw, 0)
 
 
-def bench_window() -> Any:
+def bench_window(case: str = "full") -> Any:
+    """The window each case extracts: everything, the batch's day, or the incremental day."""
     from ingestion.window import Window
 
+    if case == "batch":
+        return Window(BATCH_DAY, BATCH_DAY + timedelta(days=1))
+    if case == "day":
+        return Window(DAY_START, DAY_START + DAY_LENGTH)
     return Window(datetime(2000, 1, 1), datetime(2100, 1, 1))

@@ -2,7 +2,7 @@
 
 The parent (:func:`bench.measure.measure`) starts it with the repository as its working
 directory. The spec is the run's :class:`~bench.settings.Settings` plus the measurement's own
-values (``manifest_url``, ``staged``, ``key``, ``peer_site``). With ``ingestion_root`` set
+values (``manifest_url``, ``case``, ``staged``, ``key``, ``peer_site``). With ``ingestion_root`` set
 (``--ingestion-root``) the worker puts that directory first on its own ``sys.path`` before
 anything imports ``ingestion``, and checks that the package it measures is the one there.
 
@@ -34,10 +34,22 @@ from bench.settings import Settings
 WORKERS = MappingProxyType(
     {
         "client_floor": ("bench.floors", "client_floor"),
+        "cx_floor": ("bench.floors", "cx_floor"),
         "copy_floor": ("bench.floors", "copy_floor"),
+        "copy_batch_floor": ("bench.floors", "copy_floor"),
+        "adbc_floor": ("bench.floors", "adbc_floor"),
+        "duckdb_floor": ("bench.floors", "duckdb_floor"),
         "ours_extract": ("bench.ours", "ours_extract"),
+        "ours_batch_extract": ("bench.ours", "ours_extract"),
+        "ours_day_extract": ("bench.ours", "ours_extract"),
+        "ours_embedded_extract": ("bench.ours", "ours_extract"),
         "ours_load": ("bench.ours", "ours_load"),
         "ours_load_staged": ("bench.ours", "ours_load"),
+        "ours_merge": ("bench.ours", "ours_load"),
+        "ours_day_load": ("bench.ours", "ours_load"),
+        "ours_embedded_load": ("bench.ours", "ours_load"),
+        "ours_reconcile": ("bench.reconcile", "ours_reconcile"),
+        "dag_parse": ("bench.dagparse", "dag_parse"),
         "sql_to_s3_operator": ("bench.peer", "sql_to_s3_operator"),
     }
 )
