@@ -372,7 +372,9 @@ def test_dbt_task_gets_the_warehouse_connection_from_airflow_at_execution_time(m
     assert os.environ["DBT_TARGET"] == "ci"
 
 
-@pytest.mark.parametrize("password", [f"S3ntinel-{secrets.token_hex(8)}", 'S3ntinel-"quoted\\slash'])
+@pytest.mark.parametrize(
+    "password", [f"S3ntinel-{secrets.token_hex(8)}", 'S3ntinel-"quoted\\slash'], ids=["random", "quoted"]
+)
 def test_a_log_line_holding_a_connection_password_is_masked(monkeypatch, password):
     """A stray log line (a task log goes through Airflow's ``mask_logs``) shows ``***``
     for the password, also where it appears JSON-escaped in an ``AIRFLOW_CONN_*`` value."""
