@@ -42,6 +42,20 @@ def is_set(value: Any) -> bool:
     return value is True or str(value).strip().lower() in ("true", "1")
 
 
+def missing_iam_fields(connection: Connection, serverless: bool) -> str | None:
+    """What ``extra.iam`` lacks to ask AWS for credentials, said as the fix; None: nothing."""
+    extra = connection.extra or {}
+    if serverless:
+        if not extra.get("serverless_work_group"):
+            return "extra.serverless_work_group, the Redshift Serverless workgroup (with extra.is_serverless)"
+        return None
+    if not connection.login:
+        return "login, the database user to get temporary credentials for"
+    if not extra.get("cluster_identifier") and not connection.host:
+        return "extra.cluster_identifier or a host whose first label is the cluster's identifier"
+    return None
+
+
 def iam_login(connection: Connection) -> tuple[str, str, int]:
     """(user, password, port) for ``extra.iam``: temporary, from the provider's hook."""
     import_airflow()
@@ -51,12 +65,9 @@ def iam_login(connection: Connection) -> tuple[str, str, int]:
 
     extra = connection.extra or {}
     serverless = is_set(extra.get("is_serverless", False))
-    if not serverless and not connection.login:
-        raise LoadError(
-            f"warehouse {connection.label}: extra.iam needs login, the database user to get "
-            "temporary credentials for",
-            retryable=False,
-        )
+    missing = missing_iam_fields(connection, serverless)
+    if missing:
+        raise LoadError(f"warehouse {connection.label}: extra.iam needs {missing}", retryable=False)
     # The provider reads the flag as truthy: hand it the boolean we read.
     airflow_connection = connection.to_airflow()
     airflow_connection.extra = json.dumps({**extra, "is_serverless": serverless})
