@@ -183,6 +183,8 @@ def export_dbt_credentials(context: Any = None) -> None:
         os.environ.pop(f"DBT_WAREHOUSE_{name}", None)
         if value:
             os.environ[f"DBT_WAREHOUSE_{name}"] = str(value)
+    # The target's settings the connection implies (Redshift's extra.iam: method iam).
+    os.environ.update(environment.dbt_variables())
 
 
 #: Set to an age (e.g. ``7d``) to end every DAG run with the ``clean_stage`` task;

@@ -201,7 +201,12 @@ def cmd_exec(args: argparse.Namespace) -> None:
     except PipelineError:
         if name != "production":
             raise
-        variables = {"PIPELINE_ENV": name, "DBT_TARGET": environments.DBT_TARGETS[name]}
+        # dbt by hand needs only the warehouse connection, already in the shell.
+        variables = {
+            "PIPELINE_ENV": name,
+            "DBT_TARGET": environments.DBT_TARGETS[name],
+            **environments.dbt_variables_of(dict(os.environ)),
+        }
     for key, value in variables.items():
         os.environ.setdefault(key, value)
     # dbt finds the project's profiles.yml from any folder, in a fresh shell too.

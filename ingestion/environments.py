@@ -27,7 +27,7 @@ from pathlib import Path
 from ingestion.aws import AWS_CONN_ID
 from ingestion.connection import Connection
 from ingestion.errors import ConfigError
-from ingestion.warehouse import dialect_of
+from ingestion.warehouse import dialect_of, open_warehouse
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 ENVIRONMENTS = ("embedded", "services", "production")
@@ -69,7 +69,23 @@ class Environment:
         }
         if self.aws is not None:
             variables["AIRFLOW_CONN_PIPELINE_AWS"] = self.aws.to_json()
-        return variables
+        return {**variables, **self.dbt_variables()}
+
+    def dbt_variables(self) -> dict[str, str]:
+        """The dbt target's settings derived from the warehouse connection (no secret),
+        e.g. ``DBT_REDSHIFT_METHOD=iam`` for a Redshift connection with ``extra.iam``."""
+        return open_warehouse(self.warehouse).dbt_variables(self.aws)
+
+
+def dbt_variables_of(env: dict[str, str]) -> dict[str, str]:
+    """``Environment.dbt_variables`` from the warehouse (and AWS) connection variables
+    alone, for dbt where the rest of an environment is not set; empty without them."""
+    variables = {key: f"AIRFLOW_CONN_{conn_id.upper()}" for key, conn_id in CONN_IDS.items()}
+    if not env.get(variables["warehouse"]):
+        return {}
+    warehouse = Connection.parse(CONN_IDS["warehouse"], env[variables["warehouse"]])
+    aws = Connection.parse(AWS_CONN_ID, env[variables["aws"]]) if env.get(variables["aws"]) else None
+    return open_warehouse(warehouse).dbt_variables(aws)
 
 
 def warehouse_dialect(connection: Connection) -> str:

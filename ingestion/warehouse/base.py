@@ -96,6 +96,11 @@ class Warehouse:
     def __init__(self, connection: Connection) -> None:
         self.connection = connection
 
+    def dbt_variables(self, aws: Connection | None) -> dict[str, str]:
+        """Settings of this dialect's dbt target that ``profiles.yml`` reads from plain
+        variables (no secret), derived from the connection (and the AWS one); none here."""
+        return {}
+
     def asset_uri(self, schema: str, table: str) -> str:
         """The table's Airflow Asset URI in the providers' form
         (``<dialect>://host:port/database/schema/table``), which OpenLineage reads as

@@ -28,6 +28,15 @@ from ingestion.warehouse.postgres import PostgresWarehouse
 from ingestion.warehouse.sql import add_column_sql, drop_column_sql, quote, target_table
 
 MAX_VARCHAR = 65535
+#: What ``profiles.yml``'s ``prod`` target reads for dbt-redshift's ``method: iam``.
+DBT_VARIABLES = (
+    "DBT_REDSHIFT_METHOD",
+    "DBT_REDSHIFT_CLUSTER_ID",
+    "DBT_REDSHIFT_IS_SERVERLESS",
+    "DBT_REDSHIFT_SERVERLESS_WORK_GROUP",
+    "DBT_REDSHIFT_REGION",
+    "DBT_REDSHIFT_IAM_PROFILE",
+)
 
 
 def copy_sql(into: str, manifest_url: str, iam_role: str) -> str:
@@ -99,6 +108,27 @@ class RedshiftWarehouse(PostgresWarehouse):
             return params
         user, password, port = iam_login(self.connection)
         return {**params, "user": user, "password": password, "port": port}
+
+    def dbt_variables(self, aws: Connection | None) -> dict[str, str]:
+        """``extra.iam`` as dbt-redshift's ``method: iam``: the cluster (as the load finds
+        it) or the serverless workgroup; the region and profile of ``extra.region`` and
+        ``extra.profile``, else of the AWS connection. Without ``extra.iam``: nothing
+        (``profiles.yml`` defaults to the login and password)."""
+        extra = self.connection.extra or {}
+        if not is_set(extra.get("iam", False)):
+            return {}
+        serverless = is_set(extra.get("is_serverless", False))
+        aws_extra = (aws.extra or {}) if aws is not None else {}
+        host_label = (self.connection.host or "").split(".", 1)[0]
+        values = {
+            "DBT_REDSHIFT_METHOD": "iam",
+            "DBT_REDSHIFT_CLUSTER_ID": None if serverless else extra.get("cluster_identifier") or host_label,
+            "DBT_REDSHIFT_IS_SERVERLESS": "true" if serverless else "false",
+            "DBT_REDSHIFT_SERVERLESS_WORK_GROUP": extra.get("serverless_work_group") if serverless else None,
+            "DBT_REDSHIFT_REGION": extra.get("region") or aws_extra.get("region_name"),
+            "DBT_REDSHIFT_IAM_PROFILE": extra.get("profile") or aws_extra.get("profile_name"),
+        }
+        return {key: str(value) for key, value in values.items() if value}
 
     def create_database(self) -> str:
         raise LoadError("init-warehouse does not create Redshift databases; create it in the console")
