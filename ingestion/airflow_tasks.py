@@ -157,7 +157,7 @@ def load_table(
             # one more item than there are, and logs an error when it is missing).
             manifest_url = chunks.combine(table, stage, list(manifest_url[:]))
         result = pipeline.run_load(table, manifest_url, window, environment)
-    lineage.report_load(environment, table)
+    lineage.report_load(environment, table, result)
     return {k: v for k, v in result.as_dict().items() if k != "timings"}
 
 

@@ -17,13 +17,16 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ingestion import environments
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
 from ingestion.errors import ConfigError
 from ingestion.warehouse import open_warehouse
+
+if TYPE_CHECKING:
+    from ingestion.load import LoadResult
 
 log = logging.getLogger(__name__)
 
@@ -74,8 +77,60 @@ def report_extract(environment: Environment, table: TableConfig) -> None:
     report(inputs=[source_uri(environment, table)], outputs=[stage_uri(environment, table)])
 
 
-def report_load(environment: Environment, table: TableConfig) -> None:
+def report_load(environment: Environment, table: TableConfig, result: LoadResult | None = None) -> None:
+    """The load's datasets; with its ``result``, OpenLineage's statistics facets too: the
+    running task gets ``get_openlineage_facets_on_complete`` (the provider's operator
+    method, read when the task completes), which returns ``load_lineage``."""
     report(inputs=[stage_uri(environment, table)], outputs=[raw_table_uri(environment, table)])
+    if result is None or not openlineage_enabled():
+        return
+    from airflow.sdk import get_current_context
+
+    try:
+        task = get_current_context()["task"]
+    except RuntimeError:  # not in a task: nothing to report to
+        return
+    task.get_openlineage_facets_on_complete = lambda task_instance: load_lineage(environment, table, result)
+
+
+def load_lineage(environment: Environment, table: TableConfig, result: LoadResult) -> Any:
+    """The load's OpenLineage datasets (``OperatorLineage``), named by the providers'
+    converters: the stage prefix it read, with ``inputStatistics`` (the manifest's rows,
+    Parquet bytes and files), and ``raw_data.<table>`` it wrote, with ``outputStatistics``
+    (rows inserted or replaced, the Parquet bytes they came in). A dataset without a
+    converter (DuckDB) is left out, as the hook lineage collector leaves it out."""
+    from airflow.providers.openlineage.extractors import OperatorLineage
+    from airflow.providers.openlineage.utils.utils import translate_airflow_asset
+    from airflow.sdk import Asset
+    from openlineage.client.event_v2 import InputDataset, OutputDataset
+    from openlineage.client.generated.input_statistics_input_dataset import InputStatisticsInputDatasetFacet
+    from openlineage.client.generated.output_statistics_output_dataset import (
+        OutputStatisticsOutputDatasetFacet,
+    )
+
+    stage = translate_airflow_asset(Asset(stage_uri(environment, table)), None)
+    raw = translate_airflow_asset(Asset(raw_table_uri(environment, table)), None)
+    read = {
+        "inputStatistics": InputStatisticsInputDatasetFacet(
+            rowCount=result.rows_staged, size=result.bytes, fileCount=result.files
+        )
+    }
+    written = {
+        "outputStatistics": OutputStatisticsOutputDatasetFacet(
+            rowCount=result.rows_inserted + result.rows_replaced, size=result.bytes
+        )
+    }
+    inputs = (
+        [InputDataset(namespace=stage.namespace, name=stage.name, facets=stage.facets, inputFacets=read)]
+        if stage
+        else []
+    )
+    outputs = (
+        [OutputDataset(namespace=raw.namespace, name=raw.name, facets=raw.facets, outputFacets=written)]
+        if raw
+        else []
+    )
+    return OperatorLineage(inputs=inputs, outputs=outputs)
 
 
 def report(inputs: list[str | None], outputs: list[str | None]) -> None:

@@ -4,6 +4,7 @@ the OpenLineage naming spec's namespace and name, for every warehouse dialect an
 from __future__ import annotations
 
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from airflow.providers.amazon.aws.assets import redshift as redshift_assets
@@ -96,3 +97,41 @@ def test_a_model_asset_follows_the_warehouse_connection_and_falls_back_to_its_na
     monkeypatch.delenv("AIRFLOW_CONN_PIPELINE_WAREHOUSE")
     monkeypatch.delenv("AIRFLOW_CONN_PIPELINE_SOURCE", raising=False)
     assert lineage.model_asset("mau_summary").uri == "analytics.mau_summary"
+
+
+def test_the_loads_datasets_carry_the_rows_it_read_and_wrote(source, tables):
+    """OpenLineage statistics facets of real embedded loads: day 0 writes every row of its
+    window; day 1 re-reads the lookback rows day 0 already wrote and writes only the new
+    ones. Counted in the SQLite source; bytes and files read from the stage folder."""
+    from ingestion.pipeline import run_table
+    from tests.embedded_helpers import interval, window_rows
+
+    table = tables["session_timestamp"]
+    run_table(table, interval(0), source)
+    day1 = interval(1)
+    extracted, loaded = run_table(table, day1, source)
+    # Named as a Redshift warehouse would be (DuckDB has no OpenLineage converter).
+    redshift = Connection(
+        "pipeline_warehouse", "redshift", host="prod.abc.redshift.amazonaws.com", schema="dev"
+    )
+
+    lineage_ = lineage.load_lineage(replace(source, warehouse=redshift), table, loaded)
+
+    new_rows = [row for row in window_rows(source, "session_timestamp", day1) if row["ts"] >= day1.start]
+    parts = sorted(Path(extracted.manifest_url).parent.glob("part-*.parquet"))
+    assert 0 < len(new_rows) < len(window_rows(source, "session_timestamp", day1))
+    (stage,) = lineage_.inputs
+    assert (stage.namespace, stage.name) == ("file", f"{source.data_dir / 'stage' / 'session_timestamp'}")
+    read = stage.inputFacets["inputStatistics"]
+    assert (read.rowCount, read.fileCount) == (
+        len(window_rows(source, "session_timestamp", day1)),
+        len(parts),
+    )
+    assert read.size == sum(part.stat().st_size for part in parts)
+    (raw,) = lineage_.outputs
+    assert (raw.namespace, raw.name) == (
+        "redshift://prod.abc.redshift.amazonaws.com:5439",
+        "dev.raw_data.session_timestamp",
+    )
+    written = raw.outputFacets["outputStatistics"]
+    assert (written.rowCount, written.size) == (len(new_rows), read.size)
