@@ -135,3 +135,16 @@ def test_openlineage_events_chain_the_mysql_table_to_mau_summary(
     ]
     missing = [link for link in zip(chain, chain[1:], strict=False) if link not in edges]
     assert missing == [], f"{len(events)} events; edges: {sorted(edges)}"
+    # The load's datasets carry its statistics: the 20 session rows, all new, staged and written.
+    (load,) = [
+        event for event in events
+        if event.get("eventType") == "COMPLETE" and event["job"]["name"].endswith(".load_session_timestamp")
+    ]  # fmt: skip
+    (stage,) = load["inputs"]
+    (raw,) = load["outputs"]
+    assert (stage["name"], raw["name"]) == (
+        "stage/session_timestamp",
+        f"{pg_warehouse.schema}.raw_data.session_timestamp",
+    )
+    assert stage["inputFacets"]["inputStatistics"]["rowCount"] == 20
+    assert raw["outputFacets"]["outputStatistics"]["rowCount"] == 20
