@@ -87,13 +87,18 @@ with DAG(
             load.override(task_id=f"load_{name}", outlets=[Asset(f"raw_data.{name}")])(name, manifest_url)
         )
 
+    project_config = ProjectConfig(
+        dbt_project_path=DBT_PROJECT,
+        manifest_path=DBT_PROJECT / "target" / "manifest.json",
+        install_dbt_deps=False,
+    )
+    # Cosmos wraps the path in an ObjectStoragePath, whose first open() discovers every
+    # provider's filesystems and plugins (boto3, FastAPI): half a second of every parse.
+    # The manifest is a local file: a plain Path reads it with none of that.
+    project_config.manifest_path = DBT_PROJECT / "target" / "manifest.json"
     transform = DbtTaskGroup(
         group_id="dbt",
-        project_config=ProjectConfig(
-            dbt_project_path=DBT_PROJECT,
-            manifest_path=DBT_PROJECT / "target" / "manifest.json",
-            install_dbt_deps=False,
-        ),
+        project_config=project_config,
         profile_config=ProfileConfig(
             profile_name="analytics",
             target_name=DBT_TARGETS[environment_name()],

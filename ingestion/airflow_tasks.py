@@ -2,7 +2,9 @@
 
 Only this module imports Airflow, and only inside functions, so the rest of
 the package runs (and is tested) without it. Tasks exchange only the manifest
-URL through XCom.
+URL through XCom. The DAG file imports this module on every parse: the modules
+that do the work (``pipeline``, ``chunks``, ``retention`` and the readers and
+writers behind them) are imported inside the task functions, when a task runs.
 
 Credentials are resolved here, in the task process, when a task runs: from the
 ``AIRFLOW_CONN_*`` variables, else from Airflow's connection store (metadata
@@ -23,7 +25,7 @@ from contextlib import contextmanager
 from datetime import datetime
 from typing import Any
 
-from ingestion import chunks, config, environments, lineage, pipeline, retention
+from ingestion import config, environments, lineage
 from ingestion.connection import Connection
 from ingestion.environments import Environment
 from ingestion.errors import ConfigError, PipelineError
@@ -107,6 +109,8 @@ def extract_table(
 
     A scheduled or manual run catches up missed intervals; a backfill run reads its own
     interval only: the backfill asked for exactly those intervals."""
+    from ingestion import pipeline
+
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
@@ -122,6 +126,8 @@ def plan_table_chunks(
 ) -> list[dict[str, Any]]:
     """Split a chunked table's interval into key ranges: one small JSON value per chunk
     (XCom), each the argument of one mapped extract task."""
+    from ingestion import pipeline
+
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
@@ -131,6 +137,8 @@ def plan_table_chunks(
 
 def extract_table_chunk(table_name: str, chunk: dict[str, Any]) -> str:
     """Extract one chunk of a chunked table; return its manifest URL (XCom)."""
+    from ingestion import chunks, pipeline
+
     with failing_fast():
         table = config.get_table(table_name)
         environment = task_environment()
@@ -147,6 +155,8 @@ def load_table(
 ) -> dict[str, Any]:
     """Load the manifest's files into raw_data.<table> in one transaction; given the
     manifests of a chunked extract's chunks, all of them, through one combined manifest."""
+    from ingestion import chunks, pipeline
+
     with failing_fast():
         table = config.get_table(table_name)
         window = interval(data_interval_start, data_interval_end)
@@ -198,6 +208,8 @@ def stage_retention() -> str | None:
     value = os.environ.get(STAGE_RETENTION_VARIABLE, "").strip()
     if not value:
         return None
+    from ingestion import retention
+
     try:
         retention.parse_age(value)
     except ConfigError:
@@ -211,6 +223,8 @@ def stage_retention() -> str | None:
 def clean_stage(older_than: str) -> str:
     """Remove the staged attempts older than ``older_than`` that no load needs any more
     (``python -m ingestion stage-clean``'s rules); log each decision, return the summary."""
+    from ingestion import retention
+
     with failing_fast():
         report = retention.clean_environment(task_environment(), retention.parse_age(older_than))
     for line in report.lines():

@@ -26,12 +26,13 @@ from __future__ import annotations
 import logging
 import os
 import sys
-from typing import Any
-
-import pyarrow.fs as pafs
+from typing import TYPE_CHECKING, Any
 
 from ingestion.connection import Connection
 from ingestion.errors import ConfigError, StageError, first_line
+
+if TYPE_CHECKING:  # imported when a filesystem is built, not by the DAG file's imports
+    import pyarrow.fs as pafs
 
 AWS_CONN_ID = "pipeline_aws"
 # The AWS SDK for C++ reads botocore's ``request_checksum_calculation`` only from here.
@@ -144,6 +145,8 @@ class S3Access:
         if self.checksums:
             # Read when the filesystem is created; the loopback server wants plain bodies.
             os.environ[CHECKSUM_VARIABLE] = self.checksums
+        import pyarrow.fs as pafs
+
         try:
             return pafs.S3FileSystem(**options)
         except (TypeError, ValueError, OSError) as exc:

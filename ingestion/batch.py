@@ -14,10 +14,13 @@ from __future__ import annotations
 import secrets
 from dataclasses import dataclass
 from datetime import UTC, datetime
-
-import pyarrow as pa
+from functools import cache
+from typing import TYPE_CHECKING
 
 from ingestion.errors import StageError
+
+if TYPE_CHECKING:  # pyarrow is imported on first use: config reads the names above on every DAG parse
+    import pyarrow as pa
 
 BATCH_ID = "_batch_id"
 EXTRACTED_AT = "_extracted_at"
@@ -29,10 +32,17 @@ LOAD_COLUMNS = (LOADED_AT, DELETED_AT)
 #: Longest batch id the warehouse column holds (``new_batch_id`` makes 25 characters).
 BATCH_ID_LENGTH = 64
 
-METADATA_FIELDS = (pa.field(BATCH_ID, pa.string()), pa.field(EXTRACTED_AT, pa.timestamp("us")))
 _KEYS = {"batch_id": b"pipeline.batch_id", "extracted_at": b"pipeline.extracted_at"}
 _UNIQUE_KEY = b"pipeline.unique_key"
 _WINDOW = (b"pipeline.window_start", b"pipeline.window_end")
+
+
+@cache
+def metadata_fields() -> tuple[pa.Field, pa.Field]:
+    """The Arrow fields of the metadata columns the extract writes."""
+    import pyarrow as pa
+
+    return pa.field(BATCH_ID, pa.string()), pa.field(EXTRACTED_AT, pa.timestamp("us"))
 
 
 def new_batch_id(now: datetime | None = None) -> str:
@@ -62,7 +72,8 @@ class Batch:
 
     def schema(self, source: pa.Schema) -> pa.Schema:
         """The staged files' schema: the source columns, the metadata columns, the batch."""
-        schema = source.append(METADATA_FIELDS[0]).append(METADATA_FIELDS[1])
+        batch_id, extracted_at = metadata_fields()
+        schema = source.append(batch_id).append(extracted_at)
         return schema.with_metadata(self.metadata())
 
     def metadata(self) -> dict[bytes, bytes]:
@@ -78,17 +89,22 @@ class Batch:
 
     def stamp(self, rows: pa.RecordBatch) -> pa.RecordBatch:
         """The source rows with the batch's metadata columns appended."""
+        import pyarrow as pa
+
         count = rows.num_rows
         constants = self.constants()
-        if len(constants) != len(METADATA_FIELDS):
+        fields = metadata_fields()
+        if len(constants) != len(fields):
             raise ValueError("a batch stamps its rows only with one extract time")
         return pa.RecordBatch.from_arrays(
             [*rows.columns, *(pa.repeat(value, count) for value in constants.values())],
-            schema=rows.schema.append(METADATA_FIELDS[0]).append(METADATA_FIELDS[1]),
+            schema=rows.schema.append(fields[0]).append(fields[1]),
         )
 
     def constants(self) -> dict[str, pa.Scalar]:
         """The metadata columns with one value for every row of the batch."""
+        import pyarrow as pa
+
         constants = {BATCH_ID: pa.scalar(self.batch_id, pa.string())}
         if self.extracted_at is not None:
             constants[EXTRACTED_AT] = pa.scalar(self.extracted_at, pa.timestamp("us"))

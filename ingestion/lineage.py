@@ -23,7 +23,7 @@ from ingestion import environments
 from ingestion.config import TableConfig
 from ingestion.environments import Environment
 from ingestion.errors import ConfigError
-from ingestion.warehouse import open_warehouse
+from ingestion.warehouse import asset_uri, dialect_of, open_warehouse
 
 if TYPE_CHECKING:
     from ingestion.load import LoadResult
@@ -67,10 +67,11 @@ def model_asset(model: str) -> Any:
     from airflow.sdk import Asset
 
     try:
-        warehouse = open_warehouse(environments.resolve().warehouse)
+        connection = environments.resolve().warehouse
+        dialect = dialect_of(connection)
     except ConfigError:
         return Asset(f"{DBT_SCHEMA}.{model}")
-    return Asset(warehouse.asset_uri(DBT_SCHEMA, model))
+    return Asset(asset_uri(connection, DBT_SCHEMA, model, dialect))
 
 
 def report_extract(environment: Environment, table: TableConfig) -> None:

@@ -102,11 +102,10 @@ class Warehouse:
         return {}
 
     def asset_uri(self, schema: str, table: str) -> str:
-        """The table's Airflow Asset URI in the providers' form
-        (``<dialect>://host:port/database/schema/table``), which OpenLineage reads as
-        namespace ``<dialect>://host:port`` and name ``database.schema.table``. No secret."""
-        c = self.connection
-        return f"{self.dialect}://{c.host}:{c.port or self.default_port}/{c.schema}/{schema}/{table}"
+        """The table's Airflow Asset URI (``ingestion.warehouse.asset_uri``). No secret."""
+        from ingestion.warehouse import asset_uri
+
+        return asset_uri(self.connection, schema, table, self.dialect)
 
     # -- connection and statements ---------------------------------------------------
 

@@ -7,7 +7,8 @@ import re
 from pathlib import Path
 from typing import Any
 
-from ingestion.errors import ConfigError, LoadError
+from ingestion.errors import LoadError
+from ingestion.warehouse import duckdb_path
 from ingestion.warehouse.base import StagedBatch, Warehouse
 from ingestion.warehouse.sql import quote
 
@@ -20,13 +21,7 @@ class DuckDBWarehouse(Warehouse):
 
     @property
     def path(self) -> str:
-        if not self.connection.host:
-            raise ConfigError(f"connection {self.connection.conn_id!r}: host (DuckDB file path) missing")
-        return self.connection.host
-
-    def asset_uri(self, schema: str, table: str) -> str:
-        """``duckdb://<absolute file path>/<schema>/<table>`` (the file is the database)."""
-        return f"duckdb://{Path(self.path).resolve()}/{schema}/{table}"
+        return duckdb_path(self.connection)
 
     def connect(self) -> Any:
         import duckdb

@@ -11,7 +11,7 @@ import pyarrow as pa
 
 from ingestion.config import TableConfig
 from ingestion.errors import LoadError, first_line
-from ingestion.warehouse import pgcopy
+from ingestion.warehouse import DEFAULT_PORTS, pgcopy
 from ingestion.warehouse.base import StagedBatch, View, Warehouse
 from ingestion.warehouse.sql import quote, target_table
 
@@ -75,10 +75,8 @@ class BufferStream(io.RawIOBase):
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     loads_into_target = True
-    default_port = 5432
+    default_port = DEFAULT_PORTS["postgres"]
     binary_type = "bytea"
-
-    default_port = 5432
     default_sslmode = "prefer"
 
     def connect_params(self) -> dict[str, Any]:

@@ -23,6 +23,7 @@ from ingestion.aws import AWS_CONN_ID, import_airflow
 from ingestion.config import TableConfig
 from ingestion.connection import Connection
 from ingestion.errors import LoadError, SchemaDriftError, first_line
+from ingestion.warehouse import DEFAULT_PORTS
 from ingestion.warehouse.base import StagedBatch
 from ingestion.warehouse.postgres import PostgresWarehouse
 from ingestion.warehouse.sql import add_column_sql, drop_column_sql, quote, target_table
@@ -95,10 +96,9 @@ def iam_login(connection: Connection) -> tuple[str, str, int]:
 
 class RedshiftWarehouse(PostgresWarehouse):
     dialect = "redshift"
-    default_port = 5439
+    default_port = DEFAULT_PORTS["redshift"]
     loads_into_target = False  # its COPY of Parquet cannot fill _loaded_at
     binary_type = "varbyte(65535)"
-    default_port = 5439
     default_sslmode = "require"
 
     def connect_params(self) -> dict[str, Any]:
