@@ -130,6 +130,7 @@ def merge(
     Inserted counts every row written (new keys and new versions of replaced rows)."""
     run = warehouse.execute
     staging = q.staging_table(table)
+    warehouse.prepare_merge(cursor, raw_schema, table)
     if batch.unique_key:
         latest = staging  # one snapshot of a unique key: nothing to dedupe
     else:
@@ -143,6 +144,7 @@ def merge(
         replaced = run(cursor, q.delete_changed_sql(raw_schema, table, columns, latest))
     stamp = {"loaded_at": loaded_at}
     inserted = run(cursor, q.insert_new_sql(raw_schema, table, columns, latest), stamp)
+    warehouse.finish_merge(cursor, raw_schema, table)
     if latest != staging:
         run(cursor, f"drop table {latest}")
     run(cursor, f"drop table {staging}")

@@ -140,6 +140,12 @@ class Warehouse:
     def lock_ddl(self, cursor: Any) -> None:
         """Serialise the ``create ... if not exists`` of concurrent first loads."""
 
+    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Before the merge's joins of the batch to the target on its key (e.g. an index)."""
+
+    def finish_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """After the merge's insert, in its transaction."""
+
     # -- types and DDL -----------------------------------------------------------------
 
     def column_type(self, data_type: pa.DataType, char_length: int | None = None) -> str:

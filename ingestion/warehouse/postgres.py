@@ -72,6 +72,14 @@ class BufferStream(io.RawIOBase):
         return chunk.tobytes()
 
 
+def key_index_name(table: TableConfig) -> str:
+    """``<table>__key``, cut to PostgreSQL's 63-byte names (on a character boundary)."""
+    name = f"{table.name}__key"
+    while len(name.encode()) > 63:
+        name = name[:-1]
+    return name
+
+
 class PostgresWarehouse(Warehouse):
     dialect = "postgres"
     loads_into_target = True
@@ -148,6 +156,27 @@ class PostgresWarehouse(Warehouse):
 
     def lock_ddl(self, cursor: Any) -> None:
         cursor.execute("select pg_advisory_xact_lock(hashtext('pipeline-load-ddl'))")
+
+    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Index the key of a target that holds rows, so the merge finds the batch's keys
+        by index lookups instead of reading and hashing the whole target twice (delete,
+        then insert). Into an empty target, ``finish_merge`` builds it after the insert
+        (one sorted build instead of an insert per row into the index)."""
+        if self.scalar(cursor, f"select exists (select 1 from {target_table(raw_schema, table)})"):
+            self.index_key(cursor, raw_schema, table)
+
+    def finish_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        self.index_key(cursor, raw_schema, table)
+
+    def index_key(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """An index on the key columns (once per table; nothing when it exists). Not a
+        unique constraint: the raw table's guarantees stay the merge's, and a NULL in a key
+        column loads as before. A direct bulk-load into an empty table does not build it."""
+        columns = ", ".join(quote(c) for c in table.primary_key)
+        cursor.execute(
+            f"create index if not exists {quote(key_index_name(table))} "
+            f"on {target_table(raw_schema, table)} ({columns})"
+        )
 
     def bulk_load(self, cursor: Any, into: str, batch: StagedBatch) -> int:
         """Binary ``COPY FROM STDIN``: PostgreSQL parses it faster than text (see pgcopy)."""

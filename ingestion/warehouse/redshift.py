@@ -176,6 +176,12 @@ class RedshiftWarehouse(PostgresWarehouse):
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock {target_table(raw_schema, table)}")
 
+    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Nothing: Redshift has no indexes (the sort and distribution keys do their work)."""
+
+    def finish_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+        """Nothing (no indexes)."""
+
     def lock_ddl(self, cursor: Any) -> None:
         """Redshift has no advisory locks; its catalog serialises the creates."""
 
