@@ -33,6 +33,7 @@ def ours_reconcile(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     connections = pipeline_connections(s)  # first: see IMPORT_ORDER in bench/ours.py
     from ingestion import reconcile
     from ingestion.audit import now
+    from ingestion.batch import new_batch_id
     from ingestion.sources.mysql import MySQLSource
     from ingestion.stage import open_stage
     from ingestion.warehouse import open_warehouse
@@ -54,7 +55,9 @@ def ours_reconcile(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
         # The batch the load would merge: empty here, so only the key snapshot counts.
         warehouse.execute(cursor, q.create_staging_sql(RAW_SCHEMA, table, list(table.primary_key)))
         with Clock() as warehouse_clock:
-            result = reconcile.apply(warehouse, cursor, RAW_SCHEMA, table, stage, spec["manifest_url"], now())
+            result = reconcile.apply(
+                warehouse, cursor, RAW_SCHEMA, table, stage, spec["manifest_url"], now(), new_batch_id()
+            )
     finally:
         db.rollback()
         db.close()
