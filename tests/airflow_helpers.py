@@ -17,7 +17,7 @@ def pipeline_env(tmp_path: Path, environment: str, **extra: str) -> dict[str, st
     env = {
         key: value
         for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW_CONN_", "PIPELINE_", "DBT_TARGET"))
+        if not key.startswith(("AIRFLOW_CONN_", "PIPELINE_", "DBT_TARGET", "DBT_WAREHOUSE_", "DBT_REDSHIFT_"))
     }
     env.update(
         {

@@ -41,6 +41,18 @@ os.environ.setdefault("SCARF_NO_ANALYTICS", "true")
 os.environ.setdefault("DBT_SEND_ANONYMOUS_USAGE_STATS", "False")
 
 
+@pytest.fixture(autouse=True)
+def restore_environment() -> Iterator[None]:
+    """Every test leaves ``os.environ`` as it found it: code under test sets variables in
+    its own process on purpose (the dbt tasks hand dbt the warehouse that way), and one
+    test's variables must not reach the next test's subprocesses on the same worker."""
+    saved = dict(os.environ)
+    yield
+    if os.environ != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def embedded(tmp_path: Path) -> Iterator[environments.Environment]:
     """SQLite source, local stage and DuckDB warehouse, all under a fresh folder; dropped after."""
