@@ -206,6 +206,15 @@ def s3_bucket(s3_endpoint: str) -> str:
 
 
 @pytest.fixture
+def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path: Path) -> environments.Environment:
+    """MariaDB source (a fresh database), S3 stage (a fresh bucket), PostgreSQL warehouse."""
+    return environments.Environment(
+        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
+        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
+    )  # fmt: skip
+
+
+@pytest.fixture
 def s3_connection(s3_endpoint: str) -> Connection:
     """The pipeline's AWS connection to the S3 server."""
     return loopback_s3_connection(s3_endpoint)

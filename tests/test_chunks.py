@@ -18,15 +18,14 @@ import pytest
 
 from ingestion import chunks, config, pipeline
 from ingestion.config import parse_table
-from ingestion.environments import Environment
 from ingestion.errors import ConfigError, LoadError, SourceError
 from ingestion.keyrange import KeyRange, offsets
 from ingestion.sources import timeout
 from ingestion.stage import Manifest, ManifestEntry
 from ingestion.types import Column
-from ingestion.warehouse import open_warehouse
 from ingestion.window import Window
 from tests.embedded_helpers import business, interval, raw_rows, source_rows
+from tests.services_helpers import warehouse_one
 
 REPO_ROOT = config.DEFAULT_CONFIG_PATH.parent.parent
 DAY = Window(datetime(2026, 10, 30), datetime(2026, 10, 31))
@@ -109,24 +108,6 @@ def test_cli_runs_a_chunked_extract_with_chunks_option(source, tmp_path):
 
 
 # ------------------------------------------------------------------ MariaDB, S3, PostgreSQL
-
-
-@pytest.fixture
-def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
-    return Environment(
-        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
-    )  # fmt: skip
-
-
-def warehouse_one(environment: Environment, sql: str) -> tuple:
-    db = open_warehouse(environment.warehouse).connect()
-    try:
-        cursor = db.cursor()
-        cursor.execute(sql)
-        return cursor.fetchone()
-    finally:
-        db.close()
 
 
 N = 41  # rows per key-type table: 4 chunks of 10 or 11

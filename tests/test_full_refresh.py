@@ -21,6 +21,7 @@ from ingestion.load import loads_straight_into_target
 from ingestion.warehouse import open_warehouse, sql
 from ingestion.warehouse.redshift import RedshiftWarehouse
 from ingestion.window import Window
+from tests.services_helpers import warehouse_rows
 
 WINDOW = Window(datetime(2026, 10, 30), datetime(2026, 10, 31))
 ROWS = 2000
@@ -138,24 +139,6 @@ def test_full_refresh_rerun_without_changes_changes_nothing(accounts_sqlite: Env
 # ------------------------------------------------------------------ services (PostgreSQL)
 
 
-@pytest.fixture
-def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
-    return Environment(
-        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
-    )  # fmt: skip
-
-
-def pg_rows(env: Environment, sql_text: str) -> list[tuple]:
-    db = open_warehouse(env.warehouse).connect()
-    try:
-        cursor = db.cursor()
-        cursor.execute(sql_text)
-        return cursor.fetchall()
-    finally:
-        db.close()
-
-
 def test_full_refresh_keeps_unchanged_rows_and_replaces_only_changed_ones_on_postgres(
     services: Environment, mysql_db
 ) -> None:
@@ -164,14 +147,14 @@ def test_full_refresh_keeps_unchanged_rows_and_replaces_only_changed_ones_on_pos
         "INSERT INTO accounts VALUES (%s, %s, %s, %s)", [account(n) for n in range(1, ROWS + 1)]
     )
     pipeline.run_table(ACCOUNTS, WINDOW, services)
-    first = {row[0]: row[1:] for row in pg_rows(services, RAW)}
+    first = {row[0]: row[1:] for row in warehouse_rows(services, RAW)}
     assert len(first) == ROWS
     change_source(mysql_db.execute)
 
     _, result = pipeline.run_table(ACCOUNTS, WINDOW, services)
 
-    second = {row[0]: row[1:] for row in pg_rows(services, RAW)}
-    audit = audit_dicts(pg_rows(services, AUDIT))
+    second = {row[0]: row[1:] for row in warehouse_rows(services, RAW)}
+    audit = audit_dicts(warehouse_rows(services, AUDIT))
     assert len(audit) == 2
     check_second_load(first, second, result, audit[1])
 

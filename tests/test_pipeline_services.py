@@ -23,6 +23,7 @@ from ingestion.load import load
 from ingestion.pipeline import environment_stage, open_source, run_extract, run_load, run_table
 from ingestion.warehouse import open_warehouse
 from ingestion.window import Window
+from tests.services_helpers import warehouse_rows
 
 pytestmark = pytest.mark.services
 
@@ -37,28 +38,6 @@ COLUMNS = {
 def day_window(day: int) -> Window:
     start = datetime.combine(START + timedelta(days=day), datetime.min.time())
     return Window(start, start + timedelta(days=1))
-
-
-@pytest.fixture
-def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
-    return Environment(
-        name="services",
-        source=mysql_db.connection,
-        warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage",
-        aws=s3_connection,
-        data_dir=tmp_path,
-    )
-
-
-def warehouse_rows(environment: Environment, sql: str) -> list[tuple]:
-    db = open_warehouse(environment.warehouse).connect()
-    try:
-        cursor = db.cursor()
-        cursor.execute(sql)
-        return cursor.fetchall()
-    finally:
-        db.close()
 
 
 def mysql_rows(mysql_db, sql: str) -> list[tuple]:

@@ -87,14 +87,10 @@ def embedded_setup(embedded: Environment) -> Setup:
 
 
 @pytest.fixture
-def services_setup(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Setup:
-    env = Environment(
-        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
-    )  # fmt: skip
+def services_setup(services: Environment, mysql_db) -> Setup:
     for ddl in DDL.values():
         mysql_db.execute(ddl)
-    return Setup(env, mysql_db.execute)
+    return Setup(services, mysql_db.execute)
 
 
 @pytest.fixture(params=["embedded", "services"])

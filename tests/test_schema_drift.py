@@ -323,14 +323,6 @@ def test_rebuild_after_a_lossy_change_reloads_every_row_in_the_new_shape_on_duck
 # ------------------------------------------------------------------ services (PostgreSQL)
 
 
-@pytest.fixture
-def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
-    return Environment(
-        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize("name", list(CASES))
 def test_schema_change_between_loads_on_postgres(
     services: Environment, mysql_db, name: str, caplog: pytest.LogCaptureFixture

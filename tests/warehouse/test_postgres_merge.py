@@ -15,28 +15,11 @@ from ingestion.environments import Environment
 from ingestion.warehouse import open_warehouse
 from ingestion.warehouse.postgres import key_index_name
 from ingestion.window import Window
+from tests.services_helpers import warehouse_rows
 
 WINDOW = Window(datetime(2026, 10, 30), datetime(2026, 10, 31))
 PAIRS = config.parse_table({"name": "pairs", "primary_key": ["a", "b"], "mode": "full_refresh"}, 0)
 DDL = "CREATE TABLE pairs (a INT, b INT, note VARCHAR(20), PRIMARY KEY (a, b))"
-
-
-@pytest.fixture
-def services(mysql_db, pg_warehouse, s3_bucket, s3_connection, tmp_path) -> Environment:
-    return Environment(
-        name="services", source=mysql_db.connection, warehouse=pg_warehouse,
-        stage_uri=f"s3://{s3_bucket}/stage", aws=s3_connection, data_dir=tmp_path,
-    )  # fmt: skip
-
-
-def pg_rows(env: Environment, sql_text: str) -> list[tuple]:
-    db = open_warehouse(env.warehouse).connect()
-    try:
-        cursor = db.cursor()
-        cursor.execute(sql_text)
-        return cursor.fetchall()
-    finally:
-        db.close()
 
 
 INDEXES = "select indexname, indexdef from pg_indexes where schemaname = 'raw_data' and tablename = 'pairs'"
@@ -50,18 +33,18 @@ def test_a_merge_indexes_the_key_once_and_a_direct_load_leaves_it_out(
     mysql_db.execute(DDL)
     mysql_db.executemany("INSERT INTO pairs VALUES (%s, %s, %s)", rows)
     pipeline.run_table(PAIRS, WINDOW, services)  # into an empty table: no merge, no index
-    assert pg_rows(services, INDEXES) == []
+    assert warehouse_rows(services, INDEXES) == []
 
     mysql_db.execute("UPDATE pairs SET note = 'changed' WHERE a = 3 AND b = 2")
     mysql_db.execute("INSERT INTO pairs VALUES (21, 1, 'new')")
     pipeline.run_table(PAIRS, WINDOW, services)  # the first merge into rows builds it
     pipeline.run_table(PAIRS, WINDOW, services)
 
-    indexes = pg_rows(services, INDEXES)
+    indexes = warehouse_rows(services, INDEXES)
     assert [name for name, _ in indexes] == ["pairs__key"]
     assert indexes[0][1].endswith("USING btree (a, b)")
     expected = sorted([*(r if r[:2] != (3, 2) else (3, 2, "changed") for r in rows), (21, 1, "new")])
-    assert pg_rows(services, ROWS) == expected
+    assert warehouse_rows(services, ROWS) == expected
 
 
 def test_a_merge_into_an_empty_table_indexes_the_key_after_its_insert(
@@ -74,8 +57,8 @@ def test_a_merge_into_an_empty_table_indexes_the_key_after_its_insert(
         PAIRS, extracted.manifest_url, WINDOW, open_warehouse(services.warehouse),
         pipeline.environment_stage(services), force_staging=True,
     )  # fmt: skip
-    assert [name for name, _ in pg_rows(services, INDEXES)] == ["pairs__key"]
-    assert pg_rows(services, ROWS) == [(1, 1, "x"), (1, 2, None)]
+    assert [name for name, _ in warehouse_rows(services, INDEXES)] == ["pairs__key"]
+    assert warehouse_rows(services, ROWS) == [(1, 1, "x"), (1, 2, None)]
 
 
 @pytest.mark.parametrize(
