@@ -8,6 +8,8 @@ import sys
 from datetime import date, timedelta
 from pathlib import Path
 
+from ingestion.environments import Environment
+
 REPO_ROOT = Path(__file__).resolve().parent.parent
 BIN = Path(sys.executable).parent
 
@@ -40,6 +42,20 @@ def pipeline_env(tmp_path: Path, environment: str, **extra: str) -> dict[str, st
     )
     env.update(extra)
     return env
+
+
+def services_env(tmp_path: Path, services: Environment, **extra: str) -> dict[str, str]:
+    """``pipeline_env`` for the services environment ``services`` (the conftest fixture):
+    its connections as ``AIRFLOW_CONN_*`` variables and its stage URI."""
+    return pipeline_env(
+        tmp_path,
+        "services",
+        AIRFLOW_CONN_PIPELINE_SOURCE=services.source.to_json(),
+        AIRFLOW_CONN_PIPELINE_WAREHOUSE=services.warehouse.to_json(),
+        AIRFLOW_CONN_PIPELINE_AWS=services.aws.to_json(),
+        PIPELINE_STAGE_URI=services.stage_uri,
+        **extra,
+    )
 
 
 def run(command: list[str], env: dict[str, str], cwd: Path = REPO_ROOT, timeout: int = 900) -> str:

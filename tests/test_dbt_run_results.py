@@ -20,7 +20,7 @@ from pathlib import Path
 
 import psycopg2
 
-from tests.airflow_helpers import BIN, dbt, pipeline_env, run
+from tests.airflow_helpers import BIN, dbt, run, services_env
 
 START = date(2026, 10, 30)
 END = START + timedelta(days=2)
@@ -47,15 +47,11 @@ def scalar(warehouse, sql: str) -> int:
 
 
 def test_daily_full_refresh_with_one_in_a_thousand_rows_changed_reprocesses_one_in_a_thousand(
-    tmp_path: Path, mysql_db, pg_warehouse, s3_bucket, s3_connection
+    tmp_path: Path, services, mysql_db, pg_warehouse
 ) -> None:
-    env = pipeline_env(
+    env = services_env(
         tmp_path,
-        "services",
-        AIRFLOW_CONN_PIPELINE_SOURCE=mysql_db.connection.to_json(),
-        AIRFLOW_CONN_PIPELINE_WAREHOUSE=pg_warehouse.to_json(),
-        AIRFLOW_CONN_PIPELINE_AWS=s3_connection.to_json(),
-        PIPELINE_STAGE_URI=f"s3://{s3_bucket}/stage",
+        services,
     )
     target = Path(env["DBT_TARGET_PATH"])
     cli(env, "generate", "--size", "1000", "--days", "2", "--start", str(START))

@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.airflow_helpers import BIN, dags_test, pipeline_env, prepare_airflow, run
+from devtools import generate
+from tests.airflow_helpers import BIN, dags_test, pipeline_env, prepare_airflow, run, services_env
 from tests.dags.test_dag_integrity import MODELS
 from tests.e2e.test_embedded_e2e import mau_from_oltp
 
@@ -66,15 +67,6 @@ def test_a_main_dag_run_emits_every_model_asset_and_triggers_the_mau_summary_exp
     assert exported == mau_from_oltp(tmp_path / "data" / "source.sqlite")
 
 
-SOURCE_DDL = (
-    "CREATE TABLE nps (id INT NOT NULL PRIMARY KEY, created_at DATETIME NOT NULL,"
-    " modified_at DATETIME NOT NULL, score TINYINT NOT NULL, deleted TINYINT(1) NOT NULL DEFAULT 0)",
-    "CREATE TABLE session_timestamp (sessionid VARCHAR(32) NOT NULL PRIMARY KEY, ts DATETIME NOT NULL)",
-    "CREATE TABLE user_session_channel (userid INT NOT NULL, sessionid VARCHAR(32) NOT NULL PRIMARY KEY,"
-    " channel VARCHAR(32) NOT NULL)",
-)
-
-
 def lineage_edges(events_file: Path) -> tuple[set[tuple[str, str]], list[dict]]:
     """(input dataset, output dataset) of every COMPLETE event, datasets as namespace/name."""
     events = [json.loads(line) for line in events_file.read_text().splitlines() if line.strip()]
@@ -89,9 +81,9 @@ def lineage_edges(events_file: Path) -> tuple[set[tuple[str, str]], list[dict]]:
 
 
 def test_openlineage_events_chain_the_mysql_table_to_mau_summary(
-    tmp_path, mysql_db, pg_warehouse, s3_connection, s3_bucket
+    tmp_path, services, mysql_db, pg_warehouse, s3_bucket
 ):
-    for statement in SOURCE_DDL:
+    for statement in generate.DDL:  # the demo's tables
         mysql_db.execute(statement)
     at = datetime(2026, 10, 30, 6)
     mysql_db.executemany(
@@ -107,13 +99,8 @@ def test_openlineage_events_chain_the_mysql_table_to_mau_summary(
         [(n, at, at, n % 11) for n in range(5)],
     )
     events_file = tmp_path / "openlineage.jsonl"
-    env = pipeline_env(
-        tmp_path, "services",
-        AIRFLOW_CONN_PIPELINE_SOURCE=mysql_db.connection.to_json(),
-        AIRFLOW_CONN_PIPELINE_WAREHOUSE=pg_warehouse.to_json(),
-        AIRFLOW_CONN_PIPELINE_AWS=s3_connection.to_json(),
-        PIPELINE_STAGE_URI=f"s3://{s3_bucket}/stage",
-        AIRFLOW__OPENLINEAGE__DISABLED="false",
+    env = services_env(
+        tmp_path, services, AIRFLOW__OPENLINEAGE__DISABLED="false",
         AIRFLOW__OPENLINEAGE__NAMESPACE="pipeline-test",
         AIRFLOW__OPENLINEAGE__TRANSPORT=json.dumps(
             {"type": "file", "log_file_path": str(events_file), "append": True}

@@ -35,8 +35,9 @@ from pathlib import Path
 import psycopg2
 import pytest
 
+from devtools import generate
 from ingestion.batch import METADATA_COLUMNS
-from tests.airflow_helpers import BIN, REPO_ROOT, dags_test, dbt, pipeline_env, prepare_airflow
+from tests.airflow_helpers import BIN, REPO_ROOT, dags_test, dbt, prepare_airflow, services_env
 
 pytestmark = pytest.mark.e2e
 
@@ -56,13 +57,6 @@ tables:
      hard_deletes: reconcile}
   - {name: user_session_channel, primary_key: sessionid, mode: full_refresh, hard_deletes: reconcile}
 """
-SOURCE_DDL = (
-    "CREATE TABLE nps (id INT NOT NULL PRIMARY KEY, created_at DATETIME NOT NULL,"
-    " modified_at DATETIME NOT NULL, score TINYINT NOT NULL, deleted TINYINT(1) NOT NULL DEFAULT 0)",
-    "CREATE TABLE session_timestamp (sessionid VARCHAR(32) NOT NULL PRIMARY KEY, ts DATETIME NOT NULL)",
-    "CREATE TABLE user_session_channel (userid INT NOT NULL, sessionid VARCHAR(32) NOT NULL PRIMARY KEY,"
-    " channel VARCHAR(32) NOT NULL)",
-)
 
 
 def at(day: int, hours: float = 0) -> datetime:
@@ -74,7 +68,7 @@ class Source:
 
     def __init__(self, db) -> None:
         self.db = db
-        for statement in SOURCE_DDL:
+        for statement in generate.DDL:  # the demo's tables
             db.execute(statement)
 
     def sessions(self, day: int, count: int, *, hours: float = 0.5, channel: str | None = None) -> list[str]:
@@ -166,17 +160,12 @@ def cli(env: dict[str, str], *args: str) -> dict:
 
 
 def test_every_edge_of_a_week_lands_in_raw_data_and_the_marts_as_a_full_rebuild(
-    tmp_path: Path, mysql_db, pg_warehouse, s3_bucket, s3_connection
+    tmp_path: Path, services, mysql_db, pg_warehouse
 ):
     (tmp_path / "tmp").mkdir()
     (tmp_path / "tables.yml").write_text(TABLES_YML)
-    env = pipeline_env(
-        tmp_path, "services",
-        AIRFLOW_CONN_PIPELINE_SOURCE=mysql_db.connection.to_json(),
-        AIRFLOW_CONN_PIPELINE_WAREHOUSE=pg_warehouse.to_json(),
-        AIRFLOW_CONN_PIPELINE_AWS=s3_connection.to_json(),
-        PIPELINE_STAGE_URI=f"s3://{s3_bucket}/stage",
-        PIPELINE_TABLES_CONFIG=str(tmp_path / "tables.yml"),
+    env = services_env(
+        tmp_path, services, PIPELINE_TABLES_CONFIG=str(tmp_path / "tables.yml"),
         TMPDIR=str(tmp_path / "tmp"),  # Cosmos' temporary project copies
     )  # fmt: skip
     source, warehouse = Source(mysql_db), Warehouse(pg_warehouse)

@@ -9,7 +9,7 @@ from datetime import date, timedelta
 import psycopg2
 import pytest
 
-from tests.airflow_helpers import BIN, dags_test, dbt, pipeline_env, prepare_airflow, run
+from tests.airflow_helpers import BIN, dags_test, dbt, prepare_airflow, run, services_env
 from tests.test_pipeline_services import COLUMNS
 
 pytestmark = [pytest.mark.e2e, pytest.mark.services]
@@ -36,14 +36,10 @@ def mau_from_mysql(mysql_db) -> dict[date, tuple[int, int]]:
 
 
 @pytest.fixture
-def services_run(tmp_path, mysql_db, pg_warehouse, s3_bucket, s3_connection):  # noqa: F811
-    env = pipeline_env(
+def services_run(tmp_path, services, pg_warehouse):  # noqa: F811
+    env = services_env(
         tmp_path,
-        "services",
-        AIRFLOW_CONN_PIPELINE_SOURCE=mysql_db.connection.to_json(),
-        AIRFLOW_CONN_PIPELINE_WAREHOUSE=pg_warehouse.to_json(),
-        AIRFLOW_CONN_PIPELINE_AWS=s3_connection.to_json(),
-        PIPELINE_STAGE_URI=f"s3://{s3_bucket}/stage",
+        services,
     )
     run([str(BIN / "python"), "-m", "ingestion", "generate", "--size", "300", "--days", "3"], env)
     prepare_airflow(env)
