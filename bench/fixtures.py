@@ -141,6 +141,12 @@ def create_cases(settings: Settings) -> dict[str, dict[str, Any]]:
                     f"AND modified_at < '{DAY_START + DAY_LENGTH:%Y-%m-%d %H:%M:%S}'",
                 ),
                 "embedded": checksum(cursor, f"`{main}`.{table} WHERE id <= {settings.embedded_rows}"),
+                # the COPY floor's table after the batch is appended to the full table
+                "appended": checksum(
+                    cursor,
+                    f"(SELECT score, deleted, modified_at FROM `{main}`.{table} UNION ALL "
+                    f"SELECT score, deleted, modified_at FROM `{batch}`.{table}) AS appended",
+                ),
             }
     finally:
         db.close()
@@ -206,19 +212,39 @@ def create_warehouse(settings: Settings) -> None:
         db.close()
 
 
+COPY_KEY_INDEX = f"{COPY_TABLE}_key"
+
+
 def reset_warehouse(settings: Settings, copy_table: bool, keep_raw: bool = False) -> None:
-    """Empty the COPY floor table, or drop raw_data so that load() creates an empty table
-    (``keep_raw``: keep it); drop the ADBC floor's table."""
+    """Empty the COPY floor table (without the key index of the batch's floor), or drop
+    raw_data so that load() creates an empty table (``keep_raw``: keep it); drop the ADBC
+    floor's table."""
     db = pg_connection(settings, settings.pg_db)
     try:
         with db.cursor() as cursor:
             if copy_table:
+                cursor.execute(f"drop index if exists {COPY_KEY_INDEX}")
                 cursor.execute(f"truncate {COPY_TABLE}")
             if not keep_raw and not copy_table:
                 cursor.execute(f"drop schema if exists {RAW_SCHEMA} cascade")
             cursor.execute(f"drop table if exists {ADBC_TABLE}")
             with contextlib.suppress(Exception):  # needs superuser or pg_checkpoint
                 cursor.execute("checkpoint")  # no dirty pages of a previous measurement left to write
+    finally:
+        db.close()
+
+
+def prepare_batch_floor(settings: Settings) -> None:
+    """The batch's COPY floor appends to the full table copy_floor left, with an index on
+    the key as ``raw_data.nps`` has one (``<table>__key``) when ours_merge runs: the floor
+    is the plain append of the batch's rows to a table that holds the rows."""
+    db = pg_connection(settings, settings.pg_db)
+    try:
+        with db.cursor() as cursor:
+            cursor.execute(f"create index if not exists {COPY_KEY_INDEX} on {COPY_TABLE} (id)")
+            cursor.execute(f"vacuum analyze {COPY_TABLE}")
+            with contextlib.suppress(Exception):  # needs superuser or pg_checkpoint
+                cursor.execute("checkpoint")
     finally:
         db.close()
 

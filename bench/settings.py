@@ -49,7 +49,7 @@ DESCRIPTIONS = MappingProxyType(
         "ours_load": "load(): manifest -> PostgreSQL raw_data",
         "ours_load_staged": "the same load through a staging table + merge",
         "ours_batch_extract": "extract() of a 2% batch (1% updates, 1% new)",
-        "copy_batch_floor": "psql \\copy of that batch's dump",
+        "copy_batch_floor": "psql \\copy of that batch, appended to the full table",
         "ours_merge": "load() of the batch into the full table (merge)",
         "ours_day_extract": "incremental extract() of a 0.1% day",
         "ours_day_load": "load() of that day into the full table",

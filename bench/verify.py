@@ -9,7 +9,8 @@ row count and a checksum (``sum(score)``, ``sum(deleted)``, ``max(modified_at)``
   ``record_count`` and the case's rows;
 * ``sql_to_s3_operator``: the Parquet row count of the operator's object;
 * the PostgreSQL and DuckDB tables: count and checksum of the table, against the case's
-  (``ours_merge`` and ``ours_day_load``: the full table after the batch's merge).
+  (``ours_merge`` and ``ours_day_load``: the full table after the batch's merge;
+  ``copy_batch_floor``: the full table with the batch appended).
 """
 
 from __future__ import annotations
@@ -41,7 +42,7 @@ CHECKS = MappingProxyType(
         "ours_load": ("full", f"postgres:{RAW_SCHEMA}.{TABLE}", "full"),
         "ours_load_staged": ("full", f"postgres:{RAW_SCHEMA}.{TABLE}", "full"),
         "ours_batch_extract": ("batch", "stage", "batch"),
-        "copy_batch_floor": ("batch", f"postgres:{COPY_TABLE}", "batch"),
+        "copy_batch_floor": ("batch", f"postgres:{COPY_TABLE}", "appended"),
         "ours_merge": ("batch", f"postgres:{RAW_SCHEMA}.{TABLE}", "merged"),
         "ours_day_extract": ("day", "stage", "day"),
         "ours_day_load": ("day", f"postgres:{RAW_SCHEMA}.{TABLE}", "merged"),

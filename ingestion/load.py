@@ -124,13 +124,14 @@ def merge(
     columns: list[str],
     batch: Batch,
     loaded_at: datetime,
+    staged: int,
 ) -> tuple[int, int, int]:
-    """Step 3: staging table → target. Returns rows inserted, replaced, deleted.
+    """Step 3: staging table (``staged`` rows) → target. Returns rows inserted, replaced, deleted.
 
     Inserted counts every row written (new keys and new versions of replaced rows)."""
     run = warehouse.execute
     staging = q.staging_table(table)
-    warehouse.prepare_merge(cursor, raw_schema, table)
+    warehouse.prepare_merge(cursor, raw_schema, table, staged)
     if batch.unique_key:
         latest = staging  # one snapshot of a unique key: nothing to dedupe
     else:
@@ -305,7 +306,7 @@ def load_in_transaction(
                 )
         with timings.phase("merge_s"):
             inserted, replaced, deleted = merge(
-                warehouse, cursor, raw_schema, table, columns, batch, loaded_at
+                warehouse, cursor, raw_schema, table, columns, batch, loaded_at, staged
             )
 
     result = LoadResult(

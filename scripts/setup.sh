@@ -36,6 +36,8 @@ else
     [ -x "$VENV/bin/uv" ] || "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check uv
     UV="$VENV/bin/uv"
 fi
-"$UV" pip install --quiet --python "$VENV/bin/python" -r requirements.txt
+# --compile-bytecode, as pip does: the DAG processor's first parse then finds Airflow's,
+# Cosmos's and dbt's bytecode instead of compiling it (~1 s).
+"$UV" pip install --quiet --compile-bytecode --python "$VENV/bin/python" -r requirements.txt
 "$UV" pip install --quiet --python "$VENV/bin/python" --no-deps -e .
 echo "setup: $VENV ready ($("$VENV/bin/python" --version), dbt $("$VENV/bin/dbt" --version 2>/dev/null | sed -n "s/.*installed: //p"))"

@@ -140,8 +140,9 @@ class Warehouse:
     def lock_ddl(self, cursor: Any) -> None:
         """Serialise the ``create ... if not exists`` of concurrent first loads."""
 
-    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
-        """Before the merge's joins of the batch to the target on its key (e.g. an index)."""
+    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig, batch_rows: int) -> None:
+        """Before the merge's joins of the batch (``batch_rows`` staged rows) to the target
+        on its key (e.g. an index)."""
 
     def finish_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         """After the merge's insert, in its transaction."""

@@ -176,7 +176,7 @@ class RedshiftWarehouse(PostgresWarehouse):
     def lock(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
         cursor.execute(f"lock {target_table(raw_schema, table)}")
 
-    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:
+    def prepare_merge(self, cursor: Any, raw_schema: str, table: TableConfig, batch_rows: int) -> None:
         """Nothing: Redshift has no indexes (the sort and distribution keys do their work)."""
 
     def finish_merge(self, cursor: Any, raw_schema: str, table: TableConfig) -> None:

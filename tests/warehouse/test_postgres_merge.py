@@ -74,3 +74,71 @@ def test_the_key_index_name_fits_postgres_63_bytes(name: str, expected: str) -> 
         config.parse_table({"name": "x", "primary_key": "id", "mode": "full_refresh"}, 0), name=name
     )
     assert key_index_name(table) == expected
+
+
+EVENTS = config.parse_table(
+    {"name": "events", "primary_key": "id", "cursor": "modified_at", "mode": "incremental"}, 0
+)
+TARGET_ROWS = 50_000
+
+
+def _plans(pg_warehouse, batch_rows: int) -> tuple[str, str, dict[str, str], bool]:
+    """The plans of the merge's delete and insert after ``prepare_merge`` (with a staging
+    table of ``batch_rows`` rows against TARGET_ROWS rows, neither analysed), the planner
+    settings then, and whether ``finish_merge`` gave back the ones before."""
+    warehouse = open_warehouse(pg_warehouse)
+    db = warehouse.connect()
+    try:
+        cursor = db.cursor()
+        cursor.execute("create schema raw_data")
+        cursor.execute(
+            "create table raw_data.events (id bigint, modified_at timestamp, note text, _loaded_at timestamp)"
+        )
+        cursor.execute(
+            "insert into raw_data.events select g, timestamp '2026-01-01' + g * interval '1 second', "
+            f"'n' || g, now() from generate_series(1, {TARGET_ROWS}) as g"
+        )
+        cursor.execute(
+            'create temporary table "events__stage" as select id, modified_at, note from raw_data.events '
+            f"where id > {TARGET_ROWS - batch_rows // 2}"
+        )
+        cursor.execute(
+            "insert into \"events__stage\" select g, now(), 'new' "
+            f"from generate_series({TARGET_ROWS + 1}, {TARGET_ROWS + batch_rows - batch_rows // 2}) as g"
+        )
+        settings = (
+            "select name, setting from pg_settings "
+            "where name in ('enable_hashjoin', 'enable_mergejoin', 'jit')"
+        )
+        before = dict(warehouse.fetch_all(cursor, settings))
+        warehouse.prepare_merge(cursor, "raw_data", EVENTS, batch_rows)
+        during = dict(warehouse.fetch_all(cursor, settings))
+        plans = []
+        columns = ["id", "modified_at", "note"]
+        for statement in (
+            load.q.delete_older_sql("raw_data", EVENTS, '"events__stage"'),
+            load.q.insert_new_sql("raw_data", EVENTS, columns, '"events__stage"'),
+        ):
+            cursor.execute("explain " + statement, {"loaded_at": datetime(2026, 1, 2)})
+            plans.append("\n".join(row[0] for row in cursor.fetchall()))
+        warehouse.finish_merge(cursor, "raw_data", EVENTS)
+        restored = dict(warehouse.fetch_all(cursor, settings)) == before
+        return plans[0], plans[1], during, restored
+    finally:
+        db.rollback()
+        db.close()
+
+
+def test_a_small_batch_is_merged_by_index_lookups_and_the_settings_are_reset(pg_warehouse) -> None:
+    delete, insert, during, restored = _plans(pg_warehouse, batch_rows=200)
+    for plan in (delete, insert):
+        assert "Index" in plan and "events__key" in plan, plan
+        assert "Hash" not in plan and "Merge Join" not in plan, plan
+    assert during == {"enable_hashjoin": "off", "enable_mergejoin": "off", "jit": "off"}
+    assert restored
+
+
+def test_a_batch_of_a_tenth_of_the_target_or_more_is_left_to_the_planner(pg_warehouse) -> None:
+    _, _, during, _ = _plans(pg_warehouse, batch_rows=TARGET_ROWS // 5)
+    assert during["enable_hashjoin"] == "on" and during["enable_mergejoin"] == "on"
+    assert during["jit"] == "off"
