@@ -7,6 +7,7 @@ measurement (the worker's process tree). ``evaluate`` marks each target ``pass``
 
 from __future__ import annotations
 
+import os
 from typing import Any
 
 from bench.measure import Measurement, rounded
@@ -101,10 +102,19 @@ def target_lines(checks: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
+def cpu_bound_wall(m: Measurement, cores: int) -> float | None:
+    """The shortest wall the machine's cores allow for the CPU the measurement used: its
+    worker's plus the servers' (MariaDB, PostgreSQL, S3) meanwhile, spread over every core."""
+    if m.cpu_s is None:
+        return None
+    return (m.cpu_s + sum(m.detail.get("server_cpu_s", {}).values())) / max(1, cores)
+
+
 def breakdown_lines(measurements: dict[str, Measurement], order: tuple[str, ...]) -> list[str]:
     """Where the time goes: our process's CPU against the servers', and the phases."""
+    cores = os.cpu_count() or 1
     header = f"{'measurement':<22} {'wall s':>7} {'ours cpu':>8} {'mariadb':>8} {'postgres':>8} {'s3':>6}"
-    header += "  phases (s)"
+    header += f" {'cpu/' + str(cores):>6}  phases (s)"
     lines = [header, "-" * len(header)]
     for name in order:
         m = measurements.get(name)
@@ -112,10 +122,29 @@ def breakdown_lines(measurements: dict[str, Measurement], order: tuple[str, ...]
             continue
         servers = m.detail.get("server_cpu_s", {})
         cpu = f"{m.cpu_s:.2f}" if m.cpu_s is not None else "-"
+        bound = cpu_bound_wall(m, cores)
         phases = m.detail.get("phases") or {}
         shown = ", ".join(f"{k.removesuffix('_s')} {v:.2f}" for k, v in phases.items() if v)
         lines.append(
             f"{name:<22} {m.wall_s or 0.0:>7.2f} {cpu:>8} {servers.get('mariadb', 0.0):>8.2f} "
-            f"{servers.get('postgres', 0.0):>8.2f} {servers.get('s3_server', 0.0):>6.2f}  {shown}"
+            f"{servers.get('postgres', 0.0):>8.2f} {servers.get('s3_server', 0.0):>6.2f} "
+            f"{'-' if bound is None else f'{bound:.2f}':>6}  {shown}"
         )
+    lines += cpu_bound_lines(measurements, cores)
     return lines
+
+
+def cpu_bound_lines(measurements: dict[str, Measurement], cores: int) -> list[str]:
+    """What the CPU of our extract alone allows against the connectorx floor's wall."""
+    extract, floor = measurements.get("ours_extract"), measurements.get("cx_floor")
+    if extract is None or floor is None or not (extract.ok and floor.ok) or not floor.wall_s:
+        return []
+    bound = cpu_bound_wall(extract, cores)
+    if bound is None:
+        return []
+    return [
+        "",
+        f"cpu/{cores}: (our worker's cpu + the servers') / {cores} cores, the shortest wall that CPU allows. "
+        f"ours_extract's is {bound:.2f} s = {bound / floor.wall_s:.2f}x cx_floor's wall: the "
+        "Parquet encoding and the S3 server's share of the cores come on top of the read.",
+    ]
