@@ -12,7 +12,7 @@ PostgreSQL (and DuckDB), measured on the same table in the same run.
 * ``adbc_floor``: the ADBC PostgreSQL driver's ``adbc_ingest`` of our extract's Parquet parts
   into a new table;
 * ``duckdb_floor``: DuckDB's ``insert ... select * from read_parquet()`` of the embedded
-  extract's parts, committed and closed.
+  extract's parts into a table of ``raw_data.nps``'s shape, committed and closed.
 
 The two command-line floors run under GNU time when it is installed: the client's own
 maximum RSS goes into the JSON as ``client_max_rss_mb``.
@@ -21,6 +21,7 @@ maximum RSS goes into the JSON as ``client_max_rss_mb``.
 from __future__ import annotations
 
 import os
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -139,8 +140,10 @@ def duckdb_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     """DuckDB's own ``insert into ... select * from read_parquet([...])`` of the embedded
     extract's parts into an empty table of a new DuckDB file, committed and closed.
 
-    Closing the connection is timed: DuckDB checkpoints the WAL into the file then, as at
-    the end of our load. Opening the new file and creating the table are not."""
+    The work our load does to the same rows: the table has the shape of ``raw_data.nps``
+    (the files' columns, then ``_loaded_at``, one value for every row, and ``_deleted_at``,
+    NULL), and closing the connection is timed (DuckDB checkpoints the WAL into the file
+    then, as at the end of our load). Opening the new file and creating the table are not."""
     import duckdb
 
     pipeline_connections(s)  # first: see IMPORT_ORDER in bench/ours.py
@@ -150,12 +153,17 @@ def duckdb_floor(s: Settings, spec: dict[str, Any]) -> dict[str, Any]:
     paths = [stage.path(entry.url) for entry in stage.read_manifest(spec["manifest_url"]).entries]
     path = s.embedded_dir / "duckdb_floor.duckdb"
     path.unlink(missing_ok=True)
+    loaded_at = datetime.now(UTC).replace(tzinfo=None)
     db = duckdb.connect(str(path))
     try:
-        db.execute("create table floor as select * from read_parquet(?) limit 0", [paths])
+        db.execute(
+            "create table floor as select *, null::timestamp as _loaded_at, null::timestamp as _deleted_at\n"
+            "from read_parquet(?) limit 0",
+            [paths],
+        )
         with Clock() as clock:
             db.execute("begin")
-            db.execute("insert into floor select * from read_parquet(?)", [paths])
+            db.execute("insert into floor select *, ?, null from read_parquet(?)", [loaded_at, paths])
             rows = int(db.fetchone()[0])
             db.execute("commit")
             db.close()
