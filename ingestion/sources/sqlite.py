@@ -13,7 +13,13 @@ from ingestion import keyrange
 from ingestion.config import TableConfig
 from ingestion.errors import SourceError, first_line
 from ingestion.keyrange import KeyRange
-from ingestion.sources.base import rows_to_batch, select_sql, source_schema, unique_key_in
+from ingestion.sources.base import (
+    collector_paused,
+    rows_to_batch,
+    select_sql,
+    source_schema,
+    unique_key_in,
+)
 from ingestion.types import Column
 from ingestion.window import Window
 
@@ -97,8 +103,13 @@ class SQLiteSource:
         self.connection.execute("BEGIN")
         try:
             cursor = self.connection.execute(sql, params)
-            while rows := cursor.fetchmany(batch_rows):
-                yield rows_to_batch(rows, columns, schema)
+            while True:
+                with collector_paused():
+                    rows = cursor.fetchmany(batch_rows)
+                    batch = rows_to_batch(rows, columns, schema) if rows else None
+                if batch is None:
+                    break
+                yield batch
         except sqlite3.Error as exc:
             raise self._error(table, exc) from None
         finally:
