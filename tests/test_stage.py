@@ -5,13 +5,17 @@ from __future__ import annotations
 import io
 import os
 import random
+import subprocess
+import sys
+from pathlib import Path
 
 import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
 from ingestion.environments import Connection, loopback_s3_connection
-from ingestion.stage import ReadAheadFile, s3_filesystem
+from ingestion.stage import Manifest, ManifestEntry, ReadAheadFile, open_stage, s3_filesystem
+from ingestion.warehouse.base import READ_BATCH_ROWS, StagedBatch
 
 
 class RemoteBytes:
@@ -77,6 +81,55 @@ def test_any_sequence_of_seeks_and_reads_returns_the_bytes_at_that_offset(window
     file.seek(0)
     assert file.read() == data
     assert file.read(10) == b""
+
+
+def test_the_last_window_is_let_go_before_the_next_one_is_read() -> None:
+    data = bytes(range(256)) * 64  # 16 KiB
+    window_held_at_each_request: list[int] = []
+
+    class Remote(RemoteBytes):
+        def read_at(self, nbytes: int, offset: int) -> bytes:
+            window_held_at_each_request.append(len(file.buffer))
+            return super().read_at(nbytes, offset)
+
+    remote = Remote(data)
+    file = ReadAheadFile(remote, window=4096)
+
+    chunks = [bytes(file.read(1000)) for _ in range(16)]
+
+    assert b"".join(chunks) == data[:16_000]
+    # windows at 0, 4000, 8000 and 12000: each read while no earlier window is held
+    assert [offset for offset, _ in remote.requests] == [0, 4000, 8000, 12000]
+    assert window_held_at_each_request == [0, 0, 0, 0]
+
+
+def test_the_bulk_load_reads_row_groups_in_slices_of_read_batch_rows(tmp_path: Path) -> None:
+    stage = open_stage(str(tmp_path))
+    rows = 3 * READ_BATCH_ROWS + 123
+    data, table = parquet_bytes(rows=rows, row_group_rows=2 * READ_BATCH_ROWS + 7)
+    entries = []
+    for name in ("part-00000.parquet", "part-00001.parquet"):
+        (tmp_path / name).write_bytes(data)
+        entries.append(ManifestEntry(stage.url(name), len(data), rows))
+    manifest = Manifest(url=stage.url("manifest.json"), entries=tuple(entries))
+
+    batches = list(StagedBatch(manifest, stage, ["id", "label"], {}).record_batches())
+
+    assert max(batch.num_rows for batch in batches) == READ_BATCH_ROWS
+    assert pa.Table.from_batches(batches) == pa.concat_tables([table, table])
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="the package chooses jemalloc on Linux only")
+@pytest.mark.parametrize(("setting", "pool"), [(None, "jemalloc"), ("system", "system")])
+def test_importing_the_package_first_chooses_arrows_allocator(setting: str | None, pool: str) -> None:
+    env = {k: v for k, v in os.environ.items() if k != "ARROW_DEFAULT_MEMORY_POOL"}
+    if setting:
+        env["ARROW_DEFAULT_MEMORY_POOL"] = setting  # the environment's choice wins
+    code = "import ingestion.stage, pyarrow; print(pyarrow.default_memory_pool().backend_name)"
+
+    done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+
+    assert done.stdout.split() == [pool]
 
 
 def test_closing_the_file_closes_the_remote_object() -> None:

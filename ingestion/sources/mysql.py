@@ -36,8 +36,10 @@ from ingestion.window import Window
 # Rows per fetchmany call, and the size a chunk aims for when rows are wide.
 CHUNK_ROWS = 2_000
 CHUNK_BYTES = 1 << 20
-# A yielded batch holds at most batch_rows rows and about this many bytes of raw values.
-BATCH_BYTES = 32 << 20
+# A yielded batch holds at most batch_rows rows and about this many bytes of raw values
+# (the converted batch is smaller; the extract holds a few of these at once: the raw
+# chunks and their concatenation, the converted batch, the one being written).
+BATCH_BYTES = 4 << 20
 # Seconds the server waits for the client to take more of the streamed result.
 NET_WRITE_TIMEOUT = 3600
 

@@ -24,6 +24,12 @@ from ingestion.warehouse.sql import alter_column_type_sql, quote, target_table
 
 log = logging.getLogger(__name__)
 
+# Rows of the record batches the bulk-load reads from a staged file (slices of its row
+# groups): what a dialect that streams the rows holds at once (PostgreSQL renders each
+# into binary COPY rows, with temporaries a few times its size), whatever the extract's
+# batch size.
+READ_BATCH_ROWS = 16_384
+
 
 @dataclass(frozen=True)
 class StagedBatch:
@@ -51,11 +57,13 @@ class StagedBatch:
         return [*self.file_columns, *self.constants]
 
     def record_batches(self) -> Iterator[pa.RecordBatch]:
-        """The manifest's rows of the file columns, one Parquet row group at a time."""
+        """The manifest's rows of the file columns, one Parquet row group at a time, in
+        slices of ``READ_BATCH_ROWS``."""
         for entry in self.manifest.entries:
             parquet = self.stage.open_parquet(entry.url)
             for index in range(parquet.num_row_groups):
-                for batch in parquet.read_row_group(index, columns=self.file_columns).to_batches():
+                group = parquet.read_row_group(index, columns=self.file_columns)
+                for batch in group.to_batches(max_chunksize=READ_BATCH_ROWS):
                     if self.progress is not None:
                         self.progress.add(batch.num_rows, batch.nbytes)
                     yield batch
