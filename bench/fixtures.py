@@ -249,6 +249,28 @@ def prepare_batch_floor(settings: Settings) -> None:
         db.close()
 
 
+def wal_lsn(settings: Settings) -> str:
+    """PostgreSQL's current WAL position (what a measurement's WAL volume is counted from)."""
+    db = pg_connection(settings, "postgres")
+    try:
+        with db.cursor() as cursor:
+            cursor.execute("select pg_current_wal_lsn()::text")
+            return str(cursor.fetchone()[0])
+    finally:
+        db.close()
+
+
+def wal_mb_since(settings: Settings, lsn: str) -> float:
+    """MB of WAL PostgreSQL wrote since ``lsn`` (every client's, as the server CPU is)."""
+    db = pg_connection(settings, "postgres")
+    try:
+        with db.cursor() as cursor:
+            cursor.execute("select pg_wal_lsn_diff(pg_current_wal_lsn(), %s::pg_lsn)", (lsn,))
+            return round(float(cursor.fetchone()[0]) / 1e6, 1)
+    finally:
+        db.close()
+
+
 def raw_table_exists(settings: Settings) -> bool:
     db = pg_connection(settings, settings.pg_db)
     try:

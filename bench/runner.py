@@ -56,7 +56,9 @@ class Round:
     servers: ServerCpu
 
     def record(self, name: str, env: dict[str, str], **extra: Any) -> Measurement:
+        lsn = fixtures.wal_lsn(self.settings)
         measurement = measure_on_machine(name, self.settings, env, self.servers, **extra)
+        measurement.detail["wal_mb"] = fixtures.wal_mb_since(self.settings, lsn)
         verify_rows(measurement, self.settings, self.expected)
         return measurement
 

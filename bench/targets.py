@@ -114,7 +114,7 @@ def breakdown_lines(measurements: dict[str, Measurement], order: tuple[str, ...]
     """Where the time goes: our process's CPU against the servers', and the phases."""
     cores = os.cpu_count() or 1
     header = f"{'measurement':<22} {'wall s':>7} {'ours cpu':>8} {'mariadb':>8} {'postgres':>8} {'s3':>6}"
-    header += f" {'cpu/' + str(cores):>6}  phases (s)"
+    header += f" {'cpu/' + str(cores):>6} {'wal MB':>7}  phases (s)"
     lines = [header, "-" * len(header)]
     for name in order:
         m = measurements.get(name)
@@ -128,9 +128,13 @@ def breakdown_lines(measurements: dict[str, Measurement], order: tuple[str, ...]
         lines.append(
             f"{name:<22} {m.wall_s or 0.0:>7.2f} {cpu:>8} {servers.get('mariadb', 0.0):>8.2f} "
             f"{servers.get('postgres', 0.0):>8.2f} {servers.get('s3_server', 0.0):>6.2f} "
-            f"{'-' if bound is None else f'{bound:.2f}':>6}  {shown}"
+            f"{'-' if bound is None else f'{bound:.2f}':>6} {m.detail.get('wal_mb', 0.0):>7.0f}  {shown}"
         )
     lines += cpu_bound_lines(measurements, cores)
+    lines.append(
+        "wal MB: the WAL PostgreSQL wrote meanwhile. Rows changed all over a table (the merge's "
+        "updates) cost a full-page image of each page they touch after a checkpoint; an append does not."
+    )
     return lines
 
 
