@@ -26,7 +26,9 @@ from ingestion.aws import S3Access
 from ingestion.connection import Connection
 from ingestion.errors import ConfigError, LoadError, PipelineError, StageError, first_line
 
-READ_WINDOW_BYTES = 16 * 1024 * 1024  # ~1/8 of a part (DEFAULT_PART_BYTES)
+# One S3 request per window (32 for a 128 MB part). 16 MB windows cost the load ~10 MB more
+# peak RSS than 4 MB ones at 5,000,000 and 20,000,000 rows, and no measurable time.
+READ_WINDOW_BYTES = 4 * 1024 * 1024
 
 # Arrow's jemalloc pool (see ingestion/__init__.py) hands the pages a batch freed back to
 # the system within this many milliseconds instead of a second: before the next batches
@@ -203,7 +205,7 @@ class ReadAheadFile(io.RawIOBase):
     byte range: one S3 request per row group, each paying the request's
     latency (and, on the loopback S3 server, a copy of the whole object).
     The reads move forward through the file, so one window serves many of
-    them: a 128 MB part takes 8 requests instead of one per row group.
+    them: a 128 MB part takes 32 requests instead of one per row group.
     Memory: one window (reads return views of it, not copies; the last
     window is let go before the next one is read).
     """

@@ -61,12 +61,17 @@ class StagedBatch:
         slices of ``READ_BATCH_ROWS``."""
         for entry in self.manifest.entries:
             parquet = self.stage.open_parquet(entry.url)
-            for index in range(parquet.num_row_groups):
-                group = parquet.read_row_group(index, columns=self.file_columns)
-                for batch in group.to_batches(max_chunksize=READ_BATCH_ROWS):
-                    if self.progress is not None:
-                        self.progress.add(batch.num_rows, batch.nbytes)
-                    yield batch
+            try:
+                for index in range(parquet.num_row_groups):
+                    group = parquet.read_row_group(index, columns=self.file_columns)
+                    for batch in group.to_batches(max_chunksize=READ_BATCH_ROWS):
+                        if self.progress is not None:
+                            self.progress.add(batch.num_rows, batch.nbytes)
+                        yield batch
+                    group = None  # the row group goes before the next one is read
+            finally:
+                # The part's read window goes before the next part opens.
+                parquet.close(force=True)
 
 
 @dataclass(frozen=True)
