@@ -23,6 +23,7 @@ from ingestion.stage import Manifest, ManifestEntry
 from ingestion.warehouse import StagedBatch, open_warehouse, sql
 from ingestion.warehouse.redshift import RedshiftWarehouse
 from ingestion.window import Window
+from tests.services_helpers import warehouse_rows
 
 DAY = [Window(datetime(2026, 10, 10 + d), datetime(2026, 10, 11 + d)) for d in range(2)]
 ROWS = 300
@@ -58,13 +59,7 @@ class Setup:
         self.env, self.execute = env, execute
 
     def rows(self, text: str) -> list[tuple]:
-        db = open_warehouse(self.env.warehouse).connect()
-        try:
-            cursor = db.cursor()
-            cursor.execute(text)
-            return [tuple(row) for row in cursor.fetchall()]
-        finally:
-            db.close()
+        return warehouse_rows(self.env, text)
 
     def raw(self, table: str) -> dict[int, tuple]:
         """id -> (_deleted_at, _loaded_at, _batch_id)."""

@@ -224,16 +224,17 @@ class Warehouse:
         cursor.execute(sql, params) if params else cursor.execute(sql)
         return list(cursor.fetchall())
 
+    #: A table's columns: name, data type, length, precision, scale, in the table's order.
+    column_types_sql = (
+        "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale\n"
+        "from information_schema.columns\n"
+        "where table_schema = %(schema)s and table_name = %(table)s\norder by ordinal_position"
+    )
+
     def table_column_types(self, cursor: Any, raw_schema: str, name: str) -> list[tuple[str, str]]:
         """(name, type) of a table's columns from ``information_schema``, in ``column_type``'s
         spelling (``normalize_type``), so a batch's and a table's types compare as text."""
-        rows = self.fetch_all(
-            cursor,
-            "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale\n"
-            "from information_schema.columns\n"
-            "where table_schema = %(schema)s and table_name = %(table)s\norder by ordinal_position",
-            {"schema": raw_schema, "table": name},
-        )
+        rows = self.fetch_all(cursor, self.column_types_sql, {"schema": raw_schema, "table": name})
         return [(row[0], self.normalize_type(*row[1:])) for row in rows]
 
     def normalize_type(

@@ -68,18 +68,14 @@ class DuckDBWarehouse(Warehouse):
         sql, params = self._params(sql, params)
         return cursor.execute(sql, params).fetchall()
 
-    def table_column_types(self, cursor: Any, raw_schema: str, name: str) -> list[tuple[str, str]]:
-        """``information_schema.columns``' answer read from ``duckdb_columns()``, the table
-        function that view selects from (the view costs a few milliseconds more per query)."""
-        rows = self.fetch_all(
-            cursor,
-            "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale\n"
-            "from duckdb_columns()\n"
-            "where database_name = current_database() and schema_name = %(schema)s\n"
-            "    and table_name = %(table)s\norder by column_index",
-            {"schema": raw_schema, "table": name},
-        )
-        return [(row[0], self.normalize_type(*row[1:])) for row in rows]
+    # ``information_schema.columns``' answer read from ``duckdb_columns()``, the table
+    # function that view selects from (the view costs a few milliseconds more per query).
+    column_types_sql = (
+        "select column_name, data_type, character_maximum_length, numeric_precision, numeric_scale\n"
+        "from duckdb_columns()\n"
+        "where database_name = current_database() and schema_name = %(schema)s\n"
+        "    and table_name = %(table)s\norder by column_index"
+    )
 
     def normalize_type(
         self, data_type: str, length: int | None, precision: int | None, scale: int | None

@@ -169,11 +169,11 @@ class PostgresWarehouse(Warehouse):
 
         The planner does not always take those lookups: a staging table just filled has no
         statistics, a raw table often none yet either, and with the default costs it
-        reads the whole target into a hash (1.9 s instead of 0.15 s for 50,000 keys
-        against 5,000,000 rows, bench/README.md). A batch under ``INDEX_MERGE_FRACTION``
-        of the target's rows is therefore joined by index lookups only (hash and merge
-        joins off for this transaction); a larger one is left to the planner. JIT
-        compilation is off too: it costs ~0.2 s per statement and these are short."""
+        reads the whole target into a hash for every batch (``ours_merge`` in the README's
+        "Benchmark"). A batch under ``INDEX_MERGE_FRACTION`` of the target's rows is
+        therefore joined by index lookups only (hash and merge joins off for this
+        transaction); a larger one is left to the planner. JIT compilation is off too:
+        these statements are short, and its compiling took longer than they ran."""
         cursor.execute("set local jit = off")
         target = target_table(raw_schema, table)
         if not self.scalar(cursor, f"select exists (select 1 from {target})"):
